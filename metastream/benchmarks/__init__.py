@@ -1,0 +1,1 @@
+"""Benchmarks run by ``metastream bench`` (and the scripts in ``bench/``)."""

@@ -1,0 +1,164 @@
+"""``metastream bench replay``: append a synthetic log, rebuild every view, query a big run.
+
+Figures: ``append_events_per_s`` (time spent appending batches to the log,
+generation excluded), ``ingest_events_per_s`` (append plus every projection
+in one transaction, as the consumer does, on a separate 100k-event log),
+``rebuild_events_per_s`` (``Store.replay`` of every projection),
+``run_query_ms`` (median of reading one run of 100 steps x 50 keys with its
+rollups) and ``peak_rss_mb``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from metastream.benchmarks.synthetic import generate, one_big_run
+from metastream.eventlog import Incoming, SqliteEventLog, connect
+from metastream.projections import Store
+from metastream.projections.store import gc_paused
+from metastream.query import Reader
+from metastream.schemas import Event, decode_stored, encode_event
+
+
+def _batches(events: Iterator[Event], size: int) -> Iterator[list[Incoming]]:
+    batch: list[Incoming] = []
+    for event in events:
+        body = encode_event(event)
+        batch.append(Incoming(decode_stored(body), body))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+class _Bar:
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet, self.last = label, quiet, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.quiet or (now - self.last < 0.5 and done < total):
+            return
+        self.last = now
+        width = 30
+        filled = width * done // max(total, 1)
+        print(
+            f"\r  {self.label} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+async def _append(path: Path, n: int, batch: int, quiet: bool) -> tuple[int, float]:
+    db = await connect(path)
+    log = SqliteEventLog(db)
+    spent = 0.0
+    count = 0
+    bar = _Bar("append ", quiet)
+    try:
+        with gc_paused():
+            events = generate(n)
+            for chunk in _batches(events, batch):
+                start = time.perf_counter()
+                async with log.transaction():
+                    await log.append(chunk)
+                spent += time.perf_counter() - start
+                count += len(chunk)
+                bar(count, n)
+            for chunk in _batches(one_big_run(), batch):  # the run the query reads
+                async with log.transaction():
+                    await log.append(chunk)
+    finally:
+        await db.close()
+    return count, spent
+
+
+async def _ingest(path: Path, n: int, batch: int) -> float:
+    store = await Store.open(path)
+    try:
+        spent = 0.0
+        for chunk in _batches(generate(n, seed=3), batch):
+            start = time.perf_counter()
+            await store.ingest(chunk)
+            spent += time.perf_counter() - start
+    finally:
+        await store.close()
+    return n / spent
+
+
+async def _rebuild(path: Path, quiet: bool) -> tuple[int, float]:
+    store = await Store.open(path, catch_up=False)
+    try:
+        start = time.perf_counter()
+        count = await store.replay(progress=_Bar("rebuild", quiet))
+        return count, time.perf_counter() - start
+    finally:
+        await store.close()
+
+
+def _query_ms(path: Path, repeat: int = 30) -> float:
+    with Reader(path) as reader:
+        run = reader.run("big-run")
+        if len(run.steps) != 100 or len(run.run_metadata) != 100 * 50:
+            raise RuntimeError(f"the benchmark's big run came back wrong: {run}")
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            reader.run("big-run")
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def run(events: int = 1_000_000, *, batch: int = 10_000, quiet: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="metastream-bench-") as tmp:
+        db = Path(tmp) / "bench.db"
+        _say(quiet, f"replay benchmark: {events:,} synthetic events, batches of {batch:,}")
+        appended, append_s = asyncio.run(_append(db, events, batch, quiet))
+        rebuilt, rebuild_s = asyncio.run(_rebuild(db, quiet))
+        query_ms = _query_ms(db)
+        size_mb = db.stat().st_size / 1e6
+        ingest = asyncio.run(_ingest(Path(tmp) / "ingest.db", min(events, 100_000), 1000))
+    result = {
+        "events": appended,
+        "append_events_per_s": round(appended / append_s),
+        "ingest_events_per_s": round(ingest),
+        "rebuild_events_per_s": round(rebuilt / rebuild_s),
+        "run_query_ms": round(query_ms, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "db_mb": round(size_mb, 1),
+    }
+    _say(
+        quiet,
+        f"  append   {result['append_events_per_s']:>10,} events/s   (target >= 200,000)\n"
+        f"  ingest   {result['ingest_events_per_s']:>10,} events/s   "
+        "(append + projections, batches of 1,000)\n"
+        f"  rebuild  {result['rebuild_events_per_s']:>10,} events/s   (target >= 150,000)\n"
+        f"  query    {result['run_query_ms']:>10} ms         "
+        "(one run, 100 steps x 50 keys, rollups; target < 10)\n"
+        f"  peak RSS {result['peak_rss_mb']:>10} MB\n"
+        f"  database {result['db_mb']:>10} MB",
+    )
+    return result
+
+
+def main(events: int, as_json: bool) -> int:
+    result = run(events)
+    if as_json:
+        print(json.dumps(result))
+    return 0

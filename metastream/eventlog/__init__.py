@@ -1,0 +1,16 @@
+"""The append-only event log: the port, SQLite (the real one) and memory (for tests)."""
+
+from metastream.eventlog.base import AppendResult, EventLog, Incoming, LogRecord
+from metastream.eventlog.memory import MemoryEventLog
+from metastream.eventlog.sqlite import SqliteEventLog, connect, translated
+
+__all__ = [
+    "AppendResult",
+    "EventLog",
+    "Incoming",
+    "LogRecord",
+    "MemoryEventLog",
+    "SqliteEventLog",
+    "connect",
+    "translated",
+]

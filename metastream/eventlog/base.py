@@ -1,0 +1,85 @@
+"""The event log's port: what every storage implementation provides.
+
+The log is append-only and is the system of record. Each appended event gets
+a gapless global *position* (1, 2, 3, ...). Appending an event whose
+``event_id`` is already in the log is a no-op, so a redelivered event never
+counts twice; ``append`` tells the caller which events were new.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import NamedTuple
+
+from metastream.schemas import StoredEvent
+
+
+class Incoming(NamedTuple):
+    """An event to append: decoded (to read its id) and its exact bytes."""
+
+    event: StoredEvent
+    body: bytes
+
+
+class LogRecord(NamedTuple):
+    """An event in the log."""
+
+    position: int
+    event_id: bytes
+    body: bytes
+
+
+class AppendResult(NamedTuple):
+    first: int
+    """The position of the first new event; the others follow it without gaps."""
+    new: list[Incoming]
+    """The events that were not yet in the log, in position order."""
+    duplicates: int
+    """How many events were already in the log (or twice in the batch)."""
+
+    def records(self) -> list[tuple[int, StoredEvent]]:
+        """``(position, event)`` for every new event: what projections apply."""
+        return list(
+            zip(
+                range(self.first, self.first + len(self.new)),
+                [n.event for n in self.new],
+                strict=True,
+            )
+        )
+
+
+class EventLog(abc.ABC):
+    """An append-only log of encoded events."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """An async context manager: everything inside commits or rolls back together."""
+
+    @abc.abstractmethod
+    async def append(self, events: Sequence[Incoming]) -> AppendResult:
+        """Append ``events`` in order, skipping ids already in the log.
+
+        Must be called inside :meth:`transaction`.
+        """
+
+    @abc.abstractmethod
+    async def read(self, after: int = 0, limit: int = 1000) -> list[LogRecord]:
+        """Up to ``limit`` records with position > ``after``, in position order."""
+
+    @abc.abstractmethod
+    async def read_positions(self, positions: Sequence[int]) -> list[LogRecord]:
+        """The records at ``positions`` (missing ones are left out), in position order."""
+
+    @abc.abstractmethod
+    async def head(self) -> int:
+        """The position of the last event, 0 for an empty log."""
+
+    @abc.abstractmethod
+    async def contains(self, event_ids: Sequence[bytes]) -> set[bytes]:
+        """Which of ``event_ids`` are in the log."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the storage."""

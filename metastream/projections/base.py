@@ -1,0 +1,58 @@
+"""What a projection is, and where the projections keep their checkpoints.
+
+A projection turns log records into view rows. It is applied in the same
+SQLite transaction as the append that produced the records, and its
+checkpoint (the last log position it applied) is written in that same
+transaction, so a view never runs ahead of or behind its checkpoint: after a
+crash, a projection resumes exactly where its rows end.
+
+Projections are synchronous code over a ``sqlite3.Connection``; the store
+runs them in the database's own thread, a batch at a time.
+"""
+
+from __future__ import annotations
+
+import abc
+import sqlite3
+from collections.abc import Sequence
+from typing import ClassVar, Final
+
+from metastream.schemas import StoredEvent
+
+CHECKPOINTS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name     TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    version  INTEGER NOT NULL
+);
+"""
+
+Records = Sequence[tuple[int, StoredEvent]]
+"""``(log position, event)`` pairs, consecutive and in position order."""
+
+
+class Projection(abc.ABC):
+    """A view built from the log.
+
+    ``version`` is bumped whenever the view's layout or meaning changes; a
+    store opened on a database whose rows were built by another version
+    rebuilds that projection from the log.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    ddl: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        """Create the view's tables (``executescript`` commits: call outside a transaction)."""
+        conn.executescript(self.ddl)
+
+    def reset(self, conn: sqlite3.Connection) -> None:
+        """Delete every row of the view (inside the caller's transaction)."""
+        for table in self.tables:
+            conn.execute(f"DELETE FROM {table}")
+
+    @abc.abstractmethod
+    def apply(self, conn: sqlite3.Connection, records: Records) -> None:
+        """Apply ``records`` inside the caller's transaction."""

@@ -1,0 +1,160 @@
+"""The registry: pipeline runs, step runs, artifact versions and model versions.
+
+One table, ``entities``, keyed by the entity's 16-byte id. ``position`` is
+the log position of the event that registered the entity; references only
+resolve to entities registered before them (see ``resolve``). A finish
+event that arrives before its start leaves a row with ``position`` NULL and
+the final status; the start fills in the rest and keeps that status.
+
+Versions left to the registry (``version`` None) are numbered per name in
+log order: 1, 2, 3, ...
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any, Final
+
+from metastream.projections.base import Projection, Records
+from metastream.schemas import (
+    ArtifactVersionRegistered,
+    ModelVersionRegistered,
+    RawMetadataLogged,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
+
+REGISTRY_DDL: Final = """
+CREATE TABLE IF NOT EXISTS entities (
+    id             BLOB PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    name           TEXT,
+    version        TEXT,
+    version_number INTEGER,
+    run_id         BLOB,
+    step_id        BLOB,
+    pipeline_name  TEXT,
+    status         TEXT,
+    error          TEXT,
+    created        REAL,
+    finished       REAL,
+    uri            TEXT,
+    position       INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entities_by_name ON entities(kind, name, version);
+CREATE INDEX IF NOT EXISTS entities_by_run ON entities(run_id, kind);
+"""
+
+_START_RUN: Final = """
+INSERT INTO entities(id, kind, name, pipeline_name, status, created, position)
+VALUES (?, 'pipeline_run', ?, ?, 'running', ?, ?)
+ON CONFLICT(id) DO UPDATE SET
+    name=excluded.name, pipeline_name=excluded.pipeline_name, created=excluded.created,
+    position=excluded.position, status=coalesce(entities.status, excluded.status)
+WHERE entities.position IS NULL AND entities.kind = excluded.kind
+"""
+_START_STEP: Final = """
+INSERT INTO entities(id, kind, name, run_id, status, created, position)
+VALUES (?, 'step_run', ?, ?, 'running', ?, ?)
+ON CONFLICT(id) DO UPDATE SET
+    name=excluded.name, run_id=excluded.run_id, created=excluded.created,
+    position=excluded.position, status=coalesce(entities.status, excluded.status)
+WHERE entities.position IS NULL AND entities.kind = excluded.kind
+"""
+_FINISH: Final = """
+INSERT INTO entities(id, kind, status, error, finished) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET
+    status=excluded.status, error=excluded.error, finished=excluded.finished
+WHERE entities.kind = excluded.kind
+"""
+_REGISTER_VERSION: Final = """
+INSERT OR IGNORE INTO entities(
+    id, kind, name, version, version_number, run_id, step_id, uri, created, position
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _bytes(value: uuid.UUID | None) -> bytes | None:
+    return None if value is None else value.bytes
+
+
+class RegistryProjection(Projection):
+    name = "registry"
+    version = 1
+    ddl = REGISTRY_DDL
+    tables = ("entities",)
+
+    def apply(self, conn: sqlite3.Connection, records: Records) -> None:
+        run_starts: list[tuple[Any, ...]] = []
+        step_starts: list[tuple[Any, ...]] = []
+        versions: list[tuple[Any, ...]] = []
+        finishes: list[tuple[Any, ...]] = []
+        numbers: dict[tuple[str, str], int] = {}
+        for position, event in records:
+            if type(event) is RawMetadataLogged:  # most events: skip them first
+                continue
+            if isinstance(event, RunStarted):
+                run_starts.append(
+                    (event.run_id.bytes, event.name, event.pipeline_name, event.ts, position)
+                )
+            elif isinstance(event, StepStarted):
+                step_starts.append(
+                    (event.step_id.bytes, event.name, event.run_id.bytes, event.ts, position)
+                )
+            elif isinstance(event, RunFinished):
+                finishes.append(
+                    (event.run_id.bytes, "pipeline_run", event.status, event.error, event.ts)
+                )
+            elif isinstance(event, StepFinished):
+                finishes.append(
+                    (event.step_id.bytes, "step_run", event.status, event.error, event.ts)
+                )
+            elif isinstance(event, ArtifactVersionRegistered | ModelVersionRegistered):
+                if isinstance(event, ArtifactVersionRegistered):
+                    kind, entity_id = "artifact_version", event.artifact_version_id
+                    step_id, uri = _bytes(event.step_id), event.uri
+                else:
+                    kind, entity_id = "model_version", event.model_version_id
+                    step_id, uri = None, None
+                version, number = event.version, None
+                if version is None:
+                    number = self._next_number(conn, numbers, kind, event.name)
+                    version = str(number)
+                versions.append(
+                    (
+                        entity_id.bytes,
+                        kind,
+                        event.name,
+                        version,
+                        number,
+                        _bytes(event.run_id),
+                        step_id,
+                        uri,
+                        event.ts,
+                        position,
+                    )
+                )
+        if run_starts:
+            conn.executemany(_START_RUN, run_starts)
+        if step_starts:
+            conn.executemany(_START_STEP, step_starts)
+        if versions:
+            conn.executemany(_REGISTER_VERSION, versions)
+        if finishes:
+            conn.executemany(_FINISH, finishes)
+
+    @staticmethod
+    def _next_number(
+        conn: sqlite3.Connection, numbers: dict[tuple[str, str], int], kind: str, name: str
+    ) -> int:
+        key = (kind, name)
+        if key not in numbers:
+            row = conn.execute(
+                "SELECT max(version_number) FROM entities WHERE kind=? AND name=?", (kind, name)
+            ).fetchone()
+            numbers[key] = int(row[0] or 0)
+        numbers[key] += 1
+        return numbers[key]

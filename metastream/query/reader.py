@@ -1,0 +1,425 @@
+"""Read-only queries over the views, with values of the types that were logged.
+
+Synchronous (``sqlite3``): the CLI and ``Client`` are synchronous, and a
+read is a few indexed lookups. Safe beside a writer: SQLite in WAL mode
+gives each query a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
+from metastream.projections import positions as pos
+from metastream.projections.latest import Value, combine
+from metastream.projections.resolve import NOW, Rejected, Resolved, resolve, run_sync
+from metastream.query.views import (
+    ArtifactVersionView,
+    HistoryEntry,
+    ModelVersionView,
+    RunView,
+    SetAside,
+    Steps,
+    StepView,
+    utc,
+)
+from metastream.schemas import (
+    ArtifactByName,
+    ById,
+    EntityKind,
+    ModelByName,
+    RawMetadataLogged,
+    RunByName,
+    StepByName,
+    StoredEvent,
+    Target,
+    as_uuid,
+    decode_stored,
+    decode_value,
+)
+
+_PARAMS = 900
+
+
+def _uuid(raw: bytes | None) -> uuid.UUID | None:
+    return None if raw is None else uuid.UUID(bytes=bytes(raw))
+
+
+class Reader:
+    """Queries over one metastream database file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(
+                f"no metastream database at {self.path} "
+                "(start the local stack with `metastream up`, or pass --db / METASTREAM_DB)"
+            )
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
+            self.db.execute("PRAGMA query_only=ON")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("SELECT 1 FROM entities LIMIT 1")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path} is not a metastream database: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- resolving ---------------------------------------------------------
+
+    def resolve(self, target: Target) -> bytes:
+        """The id of the entity ``target`` names, or ``KeyError``/``ValueError``."""
+        result = run_sync(resolve(target, NOW), self.db)
+        if isinstance(result, Resolved):
+            return result.entity_id
+        if isinstance(result, Rejected):
+            raise AmbiguousReference(result.reason, result.candidates)
+        raise ReferenceNotFound(result.reason)
+
+    def run_id(self, name_id_or_prefix: str | uuid.UUID) -> bytes:
+        return self.resolve(RunByName(name_id_or_prefix=str(name_id_or_prefix)))
+
+    def step_id(self, step: str | uuid.UUID, run: str | uuid.UUID | None = None) -> bytes:
+        if run is None:
+            return self.resolve(ById(kind="step_run", id=as_uuid(step)))
+        return self.resolve(StepByName(run=str(run), step_name=str(step)))
+
+    def artifact_version_id(self, name_or_id: str | uuid.UUID, version: str | None = None) -> bytes:
+        if version is not None:
+            return self.resolve(ArtifactByName(name=str(name_or_id), version=str(version)))
+        return self._latest_version("artifact_version", name_or_id)
+
+    def model_version_id(self, name_or_id: str | uuid.UUID, version: str | None = None) -> bytes:
+        if version is not None:
+            return self.resolve(ModelByName(name=str(name_or_id), version=str(version)))
+        return self._latest_version("model_version", name_or_id)
+
+    def _latest_version(self, kind: EntityKind, name_or_id: str | uuid.UUID) -> bytes:
+        as_id = name_or_id if isinstance(name_or_id, uuid.UUID) else None
+        if as_id is None:
+            try:
+                as_id = uuid.UUID(str(name_or_id))
+            except ValueError:
+                as_id = None
+        if as_id is not None:
+            return self.resolve(ById(kind=kind, id=as_id))
+        row = self.db.execute(
+            "SELECT id FROM entities WHERE kind=? AND name=? AND position IS NOT NULL "
+            "ORDER BY position DESC LIMIT 1",
+            (kind, str(name_or_id)),
+        ).fetchone()
+        if row is None:
+            raise ReferenceNotFound(f"no {kind.replace('_', ' ')} named {str(name_or_id)!r}")
+        return bytes(row[0])
+
+    # -- metadata ----------------------------------------------------------
+
+    def metadata(self, entity: bytes) -> dict[str, Any]:
+        """The latest value of every key of ``entity``."""
+        return {
+            key: decode_value(value)
+            for key, value in self.db.execute(
+                "SELECT key, value FROM latest WHERE entity=? ORDER BY key", (entity,)
+            )
+        }
+
+    def _metadata_of(self, entities: list[bytes]) -> dict[bytes, dict[str, Any]]:
+        out: dict[bytes, dict[str, Any]] = {e: {} for e in entities}
+        for start in range(0, len(entities), _PARAMS):
+            chunk = entities[start : start + _PARAMS]
+            rows = self.db.execute(
+                "SELECT entity, key, value FROM latest WHERE entity IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY entity, key",
+                chunk,
+            )
+            for entity, key, value in rows:
+                out[entity][key] = decode_value(value)
+        return out
+
+    # -- entities ----------------------------------------------------------
+
+    def _entity_row(self, entity: bytes) -> sqlite3.Row:
+        cursor = self.db.execute("SELECT * FROM entities WHERE id=?", (entity,))
+        cursor.row_factory = sqlite3.Row
+        row: sqlite3.Row | None = cursor.fetchone()
+        if row is None:
+            raise ReferenceNotFound(f"no entity with id {uuid.UUID(bytes=entity)}")
+        return row
+
+    def run(self, name_id_or_prefix: str | uuid.UUID, *, rollups: bool = True) -> RunView:
+        """A pipeline run with its steps; its metadata includes ``step::key`` rollups."""
+        run_id = self.run_id(name_id_or_prefix)
+        return self.run_by_id(run_id, rollups=rollups)
+
+    def run_by_id(self, run_id: bytes, *, rollups: bool = True) -> RunView:
+        row = self._entity_row(run_id)
+        cursor = self.db.execute(
+            "SELECT id, name, status, created, finished, error FROM entities "
+            "WHERE run_id=? AND kind='step_run' AND position IS NOT NULL ORDER BY position",
+            (run_id,),
+        )
+        step_rows = cursor.fetchall()
+        metadata = self._metadata_of([run_id, *(bytes(r[0]) for r in step_rows)])
+        run_metadata = metadata[run_id]
+        steps: dict[str, StepView] = {}
+        run_uuid = uuid.UUID(bytes=run_id)
+        for step_id, name, status, created, finished, error in step_rows:
+            step_metadata = metadata[bytes(step_id)]
+            steps[name] = StepView(
+                id=uuid.UUID(bytes=bytes(step_id)),
+                name=name,
+                run_id=run_uuid,
+                status=status,
+                created=utc(created),
+                finished=utc(finished),
+                error=error,
+                run_metadata=step_metadata,
+            )
+            if rollups:
+                for key, value in step_metadata.items():
+                    run_metadata[f"{name}::{key}"] = value
+        return RunView(
+            id=run_uuid,
+            name=row["name"],
+            pipeline_name=row["pipeline_name"],
+            status=row["status"],
+            created=utc(row["created"]),
+            finished=utc(row["finished"]),
+            error=row["error"],
+            steps=Steps(row["name"], steps),
+            run_metadata=run_metadata,
+        )
+
+    def step(self, step: str | uuid.UUID, run: str | uuid.UUID | None = None) -> StepView:
+        """A step run by id, or by name within a run."""
+        step_id = self.step_id(step, run)
+        row = self._entity_row(step_id)
+        return StepView(
+            id=uuid.UUID(bytes=step_id),
+            name=row["name"],
+            run_id=uuid.UUID(bytes=bytes(row["run_id"])),
+            status=row["status"],
+            created=utc(row["created"]),
+            finished=utc(row["finished"]),
+            error=row["error"],
+            run_metadata=self.metadata(step_id),
+        )
+
+    def artifact_version(
+        self, name_or_id: str | uuid.UUID, version: str | None = None
+    ) -> ArtifactVersionView:
+        """An artifact version by name and version (the latest if none), or by id."""
+        entity = self.artifact_version_id(name_or_id, version)
+        row = self._entity_row(entity)
+        return ArtifactVersionView(
+            id=uuid.UUID(bytes=entity),
+            name=row["name"],
+            version=row["version"],
+            run_id=_uuid(row["run_id"]),
+            step_id=_uuid(row["step_id"]),
+            uri=row["uri"],
+            created=utc(row["created"]),
+            run_metadata=self.metadata(entity),
+        )
+
+    def model_version(
+        self, name_or_id: str | uuid.UUID, version: str | None = None
+    ) -> ModelVersionView:
+        """A model version by name and version (the latest if none), or by id."""
+        entity = self.model_version_id(name_or_id, version)
+        row = self._entity_row(entity)
+        return ModelVersionView(
+            id=uuid.UUID(bytes=entity),
+            name=row["name"],
+            version=row["version"],
+            run_id=_uuid(row["run_id"]),
+            created=utc(row["created"]),
+            run_metadata=self.metadata(entity),
+        )
+
+    def list_runs(
+        self, pipeline_name: str | None = None, *, limit: int | None = None
+    ) -> list[RunView]:
+        """Runs, newest first, optionally of one pipeline (metadata without rollups)."""
+        sql = (
+            "SELECT id FROM entities WHERE kind='pipeline_run' AND position IS NOT NULL"
+            + (" AND pipeline_name=?" if pipeline_name is not None else "")
+            + " ORDER BY position DESC"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        params = (pipeline_name,) if pipeline_name is not None else ()
+        return [self.run_by_id(bytes(r[0]), rollups=False) for r in self.db.execute(sql, params)]
+
+    # -- history and "as of" -----------------------------------------------
+
+    def _events_of(self, entity: bytes) -> Iterable[tuple[int, StoredEvent]]:
+        positions: list[int] = []
+        for bucket, packed in self.db.execute(
+            "SELECT bucket, positions FROM history WHERE entity=? ORDER BY bucket", (entity,)
+        ):
+            positions.extend(pos.unpack(bucket, bytes(packed)))
+        for start in range(0, len(positions), _PARAMS):
+            chunk = positions[start : start + _PARAMS]
+            for position, body in self.db.execute(
+                "SELECT position, body FROM log_events WHERE position IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY position",
+                chunk,
+            ):
+                yield position, decode_stored(body)
+
+    def history(self, entity: bytes, key: str) -> list[HistoryEntry]:
+        """Every value logged for ``key`` of ``entity``, oldest first (by event id)."""
+        out = []
+        for position, event in self._events_of(entity):
+            if isinstance(event, RawMetadataLogged) and key in event.metadata:
+                out.append(
+                    HistoryEntry(
+                        position=position,
+                        event_id=uuid.UUID(bytes=event.event_id),
+                        logged_at=utc(event.ts),  # type: ignore[arg-type]
+                        value=decode_value(event.metadata[key]),
+                        component=event.component,
+                    )
+                )
+        out.sort(key=lambda e: e.event_id.bytes)
+        return out
+
+    def as_of(
+        self, entity: bytes, *, position: int | None = None, time: float | None = None
+    ) -> dict[str, Any]:
+        """``entity``'s metadata as it was at a log position and/or a producer time."""
+        values: dict[str, list[Value]] = {}
+        for at, event in self._events_of(entity):
+            if not isinstance(event, RawMetadataLogged):
+                continue
+            if position is not None and at > position:
+                continue
+            if time is not None and event.ts > time:
+                continue
+            for key, raw in event.metadata.items():
+                values.setdefault(key, []).append((event.event_id, bytes(raw), event.component))
+        return {key: decode_value(combine(found)[1]) for key, found in sorted(values.items())}
+
+    def run_as_of(
+        self, run_id: bytes, *, position: int | None = None, time: float | None = None
+    ) -> dict[str, Any]:
+        """A run's metadata with rollups, as it was at a log position and/or a time."""
+        out = self.as_of(run_id, position=position, time=time)
+        for step_id, name, step_position in self.db.execute(
+            "SELECT id, name, position FROM entities WHERE run_id=? AND kind='step_run' "
+            "AND position IS NOT NULL ORDER BY position",
+            (run_id,),
+        ):
+            if position is not None and step_position > position:
+                continue
+            for key, value in self.as_of(bytes(step_id), position=position, time=time).items():
+                out[f"{name}::{key}"] = value
+        return out
+
+    # -- the log and its bookkeeping ---------------------------------------
+
+    def set_aside(self) -> list[SetAside]:
+        """Events not applied: rejected ones, then those still waiting for their entity."""
+        out = [
+            SetAside(p, uuid.UUID(bytes=bytes(e)), t, r, True, json.loads(c))
+            for p, e, t, r, c in self.db.execute(
+                "SELECT position, event_id, target, reason, candidates FROM rejections "
+                "ORDER BY position"
+            )
+        ]
+        out.extend(
+            SetAside(p, uuid.UUID(bytes=bytes(e)), t, r, False, [])
+            for p, e, t, r in self.db.execute(
+                "SELECT position, event_id, target, reason FROM pending ORDER BY position"
+            )
+        )
+        return out
+
+    def rejected(self, event_ids: Iterable[bytes]) -> list[SetAside]:
+        """The rejections among ``event_ids``."""
+        ids = list(event_ids)
+        out: list[SetAside] = []
+        for start in range(0, len(ids), _PARAMS):
+            chunk = ids[start : start + _PARAMS]
+            out.extend(
+                SetAside(p, uuid.UUID(bytes=bytes(e)), t, r, True, json.loads(c))
+                for p, e, t, r, c in self.db.execute(
+                    "SELECT position, event_id, target, reason, candidates FROM rejections "
+                    f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return out
+
+    def events(self, after: int = 0, limit: int = 100) -> list[tuple[int, StoredEvent]]:
+        return [
+            (position, decode_stored(body))
+            for position, body in self.db.execute(
+                "SELECT position, body FROM log_events WHERE position > ? ORDER BY position "
+                "LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+    def bodies(self, after: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
+        return [
+            (p, bytes(b))
+            for p, b in self.db.execute(
+                "SELECT position, body FROM log_events WHERE position > ? ORDER BY position "
+                "LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+    def head(self) -> int:
+        return int(self.db.execute("SELECT max(position) FROM log_events").fetchone()[0] or 0)
+
+    def checkpoints(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, position FROM checkpoints ORDER BY name"))
+
+    def contains(self, event_ids: Iterable[bytes]) -> set[bytes]:
+        ids = list(event_ids)
+        found: set[bytes] = set()
+        for start in range(0, len(ids), _PARAMS):
+            chunk = ids[start : start + _PARAMS]
+            found.update(
+                bytes(r[0])
+                for r in self.db.execute(
+                    "SELECT event_id FROM log_events WHERE event_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return found
+
+    def applied_through(self) -> int:
+        """The position up to which every projection has applied the log."""
+        row = self.db.execute("SELECT min(position) FROM checkpoints").fetchone()
+        return int(row[0] or 0)
+
+    def positions_of(self, event_ids: Iterable[bytes]) -> dict[bytes, int]:
+        ids = list(event_ids)
+        out: dict[bytes, int] = {}
+        for start in range(0, len(ids), _PARAMS):
+            chunk = ids[start : start + _PARAMS]
+            out.update(
+                (bytes(e), p)
+                for e, p in self.db.execute(
+                    "SELECT event_id, position FROM log_events WHERE event_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return out
