@@ -1,0 +1,5 @@
+import sys
+
+from metastream.cli import main
+
+sys.exit(main())

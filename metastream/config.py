@@ -1,0 +1,136 @@
+"""Settings, read from the environment once, in one place.
+
+Each variable, what it sets, and its default (docs/configuration.md has the
+whole table):
+
+- METASTREAM_HOME: where metastream keeps its files (``~/.metastream``)
+- METASTREAM_DB: the SQLite database (``$METASTREAM_HOME/metastream.db``)
+- METASTREAM_REDIS_URL: redis://, rediss:// or unix:// URL (the local stack, if up)
+- METASTREAM_STREAM: the stream events go to (``metastream:events``)
+- METASTREAM_GROUP: the consumer group writing the log (``metastream``)
+- METASTREAM_MAX_VALUE_BYTES: largest encoded metadata value (65536)
+- METASTREAM_MAX_QUEUE_BYTES: producer memory for unsent events (64 MiB)
+- METASTREAM_LINGER_MS: how long the producer waits to fill a batch (5)
+- METASTREAM_BATCH_SIZE: events per XADD pipeline (1000)
+- METASTREAM_MAX_RECORDS: entries per consumer read (1000)
+- METASTREAM_CLAIM_IDLE_MS: idle time before a pending entry is reclaimed (30000)
+- METASTREAM_MAX_DELIVERIES: deliveries before an entry is dead-lettered (5)
+- METASTREAM_RETENTION: acked stream entries kept beyond trimming (0)
+- METASTREAM_REDIS_SERVER: the server binary ``metastream up`` runs (packaged valkey-server)
+- METASTREAM_PORT: the port ``metastream up`` listens on (a free one)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from metastream import constants
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db: Path
+    redis_url: str | None = None
+    stream: str = constants.STREAM
+    group: str = constants.GROUP
+    dead_letter_stream: str = constants.DEAD_LETTER_STREAM
+    max_value_bytes: int = 64 * 1024
+    max_queue_bytes: int = 64 * 1024 * 1024
+    linger_ms: int = 5
+    batch_size: int = 1000
+    max_records: int = 1000
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    retention: int = 0
+    redis_server: str | None = None
+    port: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("METASTREAM_HOME") or Path.home() / constants.HOME_DIR_NAME)
+        home = home.expanduser()
+        db = Path(env.get("METASTREAM_DB") or home / constants.DB_FILE).expanduser()
+        return cls(
+            home=home,
+            db=db,
+            redis_url=env.get("METASTREAM_REDIS_URL") or None,
+            stream=env.get("METASTREAM_STREAM") or constants.STREAM,
+            group=env.get("METASTREAM_GROUP") or constants.GROUP,
+            max_value_bytes=_int(env, "METASTREAM_MAX_VALUE_BYTES", 64 * 1024, 1),
+            max_queue_bytes=_int(env, "METASTREAM_MAX_QUEUE_BYTES", 64 * 1024 * 1024, 1024),
+            linger_ms=_int(env, "METASTREAM_LINGER_MS", 5),
+            batch_size=_int(env, "METASTREAM_BATCH_SIZE", 1000, 1),
+            max_records=_int(env, "METASTREAM_MAX_RECORDS", 1000, 1),
+            claim_idle_ms=_int(env, "METASTREAM_CLAIM_IDLE_MS", 30_000, 1),
+            max_deliveries=_int(env, "METASTREAM_MAX_DELIVERIES", 5, 1),
+            retention=_int(env, "METASTREAM_RETENTION", 0),
+            redis_server=env.get("METASTREAM_REDIS_SERVER") or None,
+            port=_int(env, "METASTREAM_PORT", 0),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / constants.SPOOL_DIR
+
+    @property
+    def stack_file(self) -> Path:
+        return self.home / constants.STACK_FILE
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.home / constants.REDIS_DIR
+
+
+def read_stack_file(settings: Settings) -> dict[str, object] | None:
+    """What ``metastream up`` recorded in ``$METASTREAM_HOME/stack.json``, if it is running.
+
+    The file holds ``redis_url``, ``server_pid``, ``consumer_pid``, ``db``,
+    ``stream`` and ``started``. It is ignored (``None``) when missing,
+    unreadable, or when its server process is gone.
+    """
+    import json
+
+    try:
+        data = json.loads(settings.stack_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("redis_url"), str):
+        return None
+    pid = data.get("server_pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    return data
+
+
+def redis_url(settings: Settings) -> str | None:
+    """Where to publish: ``METASTREAM_REDIS_URL``, else the local stack if it is up."""
+    if settings.redis_url:
+        return settings.redis_url
+    stack = read_stack_file(settings)
+    return str(stack["redis_url"]) if stack else None

@@ -1,0 +1,1 @@
+"""The local stack: an embedded Redis server and the consumer, for one machine."""

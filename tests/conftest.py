@@ -1,0 +1,67 @@
+"""Fixtures shared by every test.
+
+Tests that need Redis get one server for the whole session, started from the
+binary metastream itself uses (``metastream.stack.server``) on a free port,
+with its data in a temporary directory; each test gets its own stream name.
+The machine's own Redis (port 6379) is never used.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from metastream.config import Settings
+from metastream.stack.server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def stream() -> str:
+    """A stream name no other test uses."""
+    return f"test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh METASTREAM_HOME, with every other METASTREAM_ variable cleared."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("METASTREAM_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("METASTREAM_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings.from_env()
