@@ -65,3 +65,28 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def settings(home: Path) -> Settings:
     return Settings.from_env()
+
+
+@pytest.fixture(autouse=True)
+def _no_open_sqlite_connections() -> Iterator[None]:
+    """Fail the test that leaves an aiosqlite connection open.
+
+    Its worker thread is not a daemon: left open, it hangs pytest at exit,
+    far from the test that caused it.
+    """
+    import threading
+    import time
+
+    def workers() -> set[threading.Thread]:
+        return {
+            t
+            for t in threading.enumerate()
+            if t.is_alive() and "_connection_worker_thread" in t.name
+        }
+
+    before = workers()
+    yield
+    deadline = time.monotonic() + 2.0
+    while (leaked := workers() - before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not leaked, f"the test left {len(leaked)} aiosqlite connection(s) open"

@@ -3,14 +3,17 @@
 Each group of subcommands lives in its own module with a ``register(sub)``
 function that adds its parsers; a parser's ``handler(args) -> int`` does the
 work. User mistakes (a name that matches nothing, a missing database) are
-printed as one line on stderr with exit code 1, never as a traceback.
+printed as one line on stderr with exit code 1, never as a traceback
+(``METASTREAM_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from metastream.errors import MetastreamError
 
@@ -32,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_modules() -> list[object]:
+def _optional_modules() -> list[ModuleType]:
     """Command groups added by other parts of metastream (stack, consumer, ...)."""
     import importlib
 
@@ -54,9 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (MetastreamError, KeyError, ValueError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"metastream: {message}", file=sys.stderr)
+    except (MetastreamError, ValueError) as exc:
+        if os.environ.get("METASTREAM_DEBUG"):
+            raise
+        print(f"metastream: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("metastream: interrupted", file=sys.stderr)

@@ -58,7 +58,7 @@ class Reader:
         if not self.path.exists():
             raise StoreError(
                 f"no metastream database at {self.path} "
-                "(start the local stack with `metastream up`, or pass --db / METASTREAM_DB)"
+                "(start the local stack with `metastream up`, or pass --db / set METASTREAM_DB)"
             )
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False)

@@ -1,0 +1,92 @@
+"""Turning metadata into readable terminal text.
+
+A nested dict is a "card": shown as a group with its fields indented under
+it. Special types are shown for what they mean (a ``StorageSize`` in human
+units, a ``Uri`` as the link itself).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from metastream.schemas import DType, Path, StorageSize, Uri
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def show_value(value: Any) -> str:
+    """One value as text."""
+    if isinstance(value, StorageSize):
+        return f"{human_size(value)} ({int(value):,} bytes)"
+    if isinstance(value, Uri | Path | DType):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, set | frozenset):
+        inner = ", ".join(sorted(show_value(v) for v in value))
+        return "{" + inner + "}" if value else "set()"
+    if isinstance(value, tuple):
+        return (
+            "(" + ", ".join(show_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def metadata_lines(metadata: Mapping[str, Any], indent: str = "  ") -> list[str]:
+    """Plain keys as an aligned table, then each card as a group."""
+    if not metadata:
+        return [f"{indent}(no metadata)"]
+    plain = {k: v for k, v in metadata.items() if not isinstance(v, dict)}
+    cards = {k: v for k, v in metadata.items() if isinstance(v, dict)}
+    lines = _table(plain.items(), indent)
+    for name, card in cards.items():
+        lines.append(f"{indent}[{name}]")
+        lines.extend(_table(card.items(), indent * 2) if card else [f"{indent * 2}(empty)"])
+    return lines
+
+
+def _table(items: Iterable[tuple[str, Any]], indent: str) -> list[str]:
+    rows = [(k, show_value(v)) for k, v in items]
+    if not rows:
+        return []
+    width = min(max(len(k) for k, _ in rows), 40)
+    return [f"{indent}{k:<{width}}  {v}" for k, v in rows]
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A plain text table with a header rule."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    out.extend(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+    return out
+
+
+def when(value: datetime.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"

@@ -1,0 +1,246 @@
+"""``metastream replay | show | history | rejections | events``: the views from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import sys
+import uuid
+from typing import Any
+
+from metastream.cli.common import ProgressBar, require_db, settings
+from metastream.cli.render import metadata_lines, show_value, table, when
+from metastream.projections import Store
+from metastream.query import Reader
+from metastream.schemas import MetadataLogged, decode_event
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("replay", help="rebuild views from the event log")
+    p.add_argument(
+        "projections", nargs="*", metavar="PROJECTION", help="registry, latest (default: all)"
+    )
+    p.set_defaults(handler=replay)
+
+    p = sub.add_parser("show", help="show a run, step, artifact or model version and its metadata")
+    p.add_argument("kind", choices=["run", "step", "artifact", "model"])
+    p.add_argument("ref", help="name, id or id prefix (runs); id or name (others)")
+    _where(p)
+    p.add_argument("--no-rollups", action="store_true", help="runs: leave out step::key rollups")
+    p.add_argument("--as-of", metavar="POSITION|TIME", help="the state at a log position or time")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=show)
+
+    p = sub.add_parser("history", help="every value ever logged for one key")
+    p.add_argument("kind", choices=["run", "step", "artifact", "model"])
+    p.add_argument("ref")
+    p.add_argument("key")
+    _where(p)
+    p.set_defaults(handler=history)
+
+    p = sub.add_parser("rejections", help="events that were rejected or still wait for an entity")
+    p.set_defaults(handler=rejections)
+
+    p = sub.add_parser("events", help="the raw event log")
+    p.add_argument("--after", type=int, default=0, metavar="N", help="start after position N")
+    p.add_argument("--limit", type=int, default=50, metavar="M")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=events)
+
+
+def _where(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", metavar="RUN", help="steps: the run (name, id or prefix)")
+    p.add_argument(
+        "--version", metavar="VERSION", help="artifacts and models (default: the latest)"
+    )
+
+
+def replay(args: argparse.Namespace) -> int:
+    config = settings(args)
+    names: list[str] = list(args.projections)
+
+    async def go() -> int:
+        store = await Store.open(config.db, catch_up=False)
+        try:
+            bar = ProgressBar("replay")
+            start = datetime.datetime.now()
+            count = await store.replay(names or None, progress=bar)
+            seconds = (datetime.datetime.now() - start).total_seconds()
+            done = ", ".join(names) if names else "all projections"
+            print(f"rebuilt {done} from {count:,} events in {seconds:.1f}s")
+            return 0
+        finally:
+            await store.close()
+
+    require_db(config.db)
+    return asyncio.run(go())
+
+
+def _entity(reader: Reader, args: argparse.Namespace) -> bytes:
+    if args.kind == "run":
+        return reader.run_id(args.ref)
+    if args.kind == "step":
+        return reader.step_id(args.ref, args.run)
+    if args.kind == "artifact":
+        return reader.artifact_version_id(args.ref, args.version)
+    return reader.model_version_id(args.ref, args.version)
+
+
+def _as_of(text: str) -> dict[str, Any]:
+    if text.isdigit():
+        return {"position": int(text)}
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--as-of {text!r} is neither a log position nor an ISO time like 2026-11-23T15:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return {"time": moment.timestamp()}
+
+
+def show(args: argparse.Namespace) -> int:
+    with Reader(settings(args).db) as reader:
+        entity = _entity(reader, args)
+        header, metadata, steps = _describe(reader, entity, args)
+        if args.as_of:
+            when_ = _as_of(args.as_of)
+            if args.kind == "run" and not args.no_rollups:
+                metadata = reader.run_as_of(entity, **when_)
+            else:
+                metadata = reader.as_of(entity, **when_)
+        if args.json:
+            print(json.dumps({**header, "metadata": metadata}, default=show_value, indent=2))
+            return 0
+        for key, value in header.items():
+            print(f"{key + ':':<10} {value}")
+        if args.as_of:
+            print(f"{'as of:':<10} {args.as_of}")
+        print("metadata:")
+        print("\n".join(metadata_lines(metadata)))
+        if steps:
+            print("steps:")
+            print("\n".join("  " + line for line in table(*steps)))
+    return 0
+
+
+def _describe(
+    reader: Reader, entity: bytes, args: argparse.Namespace
+) -> tuple[dict[str, str], dict[str, Any], tuple[list[str], list[list[str]]] | None]:
+    if args.kind == "run":
+        run = reader.run_by_id(entity, rollups=not args.no_rollups)
+        header = {
+            "run": run.name,
+            "id": str(run.id),
+            "pipeline": run.pipeline_name or "-",
+            "status": run.status or "-",
+            "started": when(run.created),
+            "finished": when(run.finished),
+        }
+        if run.error:
+            header["error"] = run.error
+        rows = [
+            [s.name, s.status or "-", when(s.created), str(len(s.run_metadata))]
+            for s in run.steps.values()
+        ]
+        return header, run.run_metadata, (["step", "status", "started", "keys"], rows)
+    if args.kind == "step":
+        step = reader.step(uuid.UUID(bytes=entity))
+        header = {
+            "step": step.name,
+            "id": str(step.id),
+            "run": str(step.run_id),
+            "status": step.status or "-",
+            "started": when(step.created),
+            "finished": when(step.finished),
+        }
+        if step.error:
+            header["error"] = step.error
+        return header, step.run_metadata, None
+    if args.kind == "artifact":
+        artifact = reader.artifact_version(uuid.UUID(bytes=entity))
+        header = {
+            "artifact": artifact.name,
+            "version": artifact.version,
+            "id": str(artifact.id),
+            "created": when(artifact.created),
+        }
+        if artifact.uri:
+            header["uri"] = artifact.uri
+        return header, artifact.run_metadata, None
+    model = reader.model_version(uuid.UUID(bytes=entity))
+    header = {
+        "model": model.name,
+        "version": model.version,
+        "id": str(model.id),
+        "created": when(model.created),
+    }
+    return header, model.run_metadata, None
+
+
+def history(args: argparse.Namespace) -> int:
+    with Reader(settings(args).db) as reader:
+        entity = _entity(reader, args)
+        entries = reader.history(entity, args.key)
+        if not entries:
+            print(f"nothing logged for {args.key!r}", file=sys.stderr)
+            return 1
+        rows = [
+            [str(e.position), when(e.logged_at), e.component or "-", show_value(e.value)]
+            for e in entries
+        ]
+        print("\n".join(table(["position", "logged at", "component", "value"], rows)))
+    return 0
+
+
+def rejections(args: argparse.Namespace) -> int:
+    with Reader(settings(args).db) as reader:
+        found = reader.set_aside()
+    if not found:
+        print("no rejected or waiting events")
+        return 0
+    rows = [
+        [
+            str(s.position),
+            "rejected" if s.rejected else "waiting",
+            s.target,
+            s.reason,
+        ]
+        for s in found
+    ]
+    print("\n".join(table(["position", "state", "target", "reason"], rows)))
+    return 0
+
+
+def events(args: argparse.Namespace) -> int:
+    with Reader(settings(args).db) as reader:
+        for position, body in reader.bodies(args.after, args.limit):
+            event = decode_event(body)
+            if args.json:
+                import msgspec
+
+                data = msgspec.to_builtins(event, enc_hook=show_value)
+                data["event_id"] = str(event.id)
+                print(json.dumps({"position": position, **data}, default=show_value))
+                continue
+            summary = _summary(event)
+            print(
+                f"{position:>8}  {when(datetime.datetime.fromtimestamp(event.ts, datetime.UTC))}  "
+                f"{type(event).__name__:<26} {summary}"
+            )
+    return 0
+
+
+def _summary(event: Any) -> str:
+    if isinstance(event, MetadataLogged):
+        keys = ", ".join(event.metadata)
+        return f"{event.target.describe()}: {keys}"
+    fields = {k: v for k, v in msgspec_fields(event).items() if k not in ("event_id", "ts")}
+    return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+
+
+def msgspec_fields(event: Any) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in event.__struct_fields__}

@@ -1,0 +1,177 @@
+"""The CLI over the views: readable output, and one clear line for every user mistake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from metastream.cli import main
+from metastream.projections import Store
+from metastream.schemas import RunByName, StorageSize, Uri
+from tests.events import Pipeline, artifact, by_id, incoming, logged, model
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A database with one finished run (sync: the CLI runs its own event loop)."""
+    path = tmp_path / "m.db"
+    asyncio.run(_fill(path))
+    return path
+
+
+async def _fill(path: Path) -> None:
+    p = Pipeline("nightly-1", "training")
+    data = artifact("dataset", "20230615", run=p)
+    mv = model("fraud", "1.0")
+    async with await Store.open(path) as store:
+        await store.ingest(incoming(p.started(), p.step("train"), data, mv))
+        await store.ingest(
+            incoming(
+                p.on_run(source=Uri("gs://b/d.csv")),
+                p.on_step("train", loss=0.25),
+                p.on_step("train", loss=0.125, model_metrics={"accuracy": 0.95, "recall": 0.9}),
+                logged(
+                    by_id("artifact_version", data.artifact_version_id), size=StorageSize(2_500_000)
+                ),
+                logged(by_id("model_version", mv.model_version_id), stage="prod"),
+                logged(RunByName(name_id_or_prefix="missing"), k=1),
+                p.step_done("train"),
+                p.finished(),
+            )
+        )
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_run_prints_metadata_with_cards_as_groups(db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "--db", str(db), "show", "run", "nightly-1")
+    assert code == 0
+    assert "run:       nightly-1" in out
+    assert "status:    completed" in out
+    lines = out.splitlines()
+    assert any(line.split() == ["source", "gs://b/d.csv"] for line in lines)
+    assert any(line.split() == ["train::loss", "0.125"] for line in lines)
+    group = lines.index("  [train::model_metrics]")
+    assert lines[group + 1].split() == ["accuracy", "0.95"]
+    assert lines[group + 2].split() == ["recall", "0.9"]
+    assert "steps:" in out
+    assert "train" in out.split("steps:")[1]
+
+
+def test_show_run_without_rollups_and_as_json(db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "--db", str(db), "show", "run", "night", "--no-rollups", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["run"] == "nightly-1"
+    assert data["metadata"] == {"source": "gs://b/d.csv"}
+
+
+def test_show_as_of_a_position(db: Path, capsys) -> None:
+    code, out, _ = run(
+        capsys, "--db", str(db), "show", "step", "train", "--run", "nightly-1", "--as-of", "6"
+    )
+    assert code == 0
+    assert [line.split() for line in out.splitlines() if "loss" in line] == [["loss", "0.25"]]
+    assert "as of:     6" in out
+
+
+def test_show_step_artifact_and_model(db: Path, capsys) -> None:
+    _, out, _ = run(capsys, "--db", str(db), "show", "step", "train", "--run", "nightly-1")
+    assert "step:      train" in out
+    assert "loss" in out
+    _, out, _ = run(capsys, "--db", str(db), "show", "artifact", "dataset")
+    assert "version:   20230615" in out
+    assert "2.5 MB (2,500,000 bytes)" in out
+    _, out, _ = run(capsys, "--db", str(db), "show", "model", "fraud", "--version", "1.0")
+    assert "model:     fraud" in out
+    assert "prod" in out
+
+
+def test_history_lists_every_value(db: Path, capsys) -> None:
+    code, out, _ = run(
+        capsys, "--db", str(db), "history", "step", "train", "loss", "--run", "nightly-1"
+    )
+    assert code == 0
+    values = [line.split()[-1] for line in out.splitlines()[2:]]
+    assert values == ["0.25", "0.125"]
+
+
+def test_rejections_and_waiting_events_are_listed(db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "--db", str(db), "rejections")
+    assert code == 0
+    assert "waiting" in out
+    assert "pipeline run 'missing'" in out
+
+
+def test_events_as_text_and_json(db: Path, capsys) -> None:
+    _, out, _ = run(capsys, "--db", str(db), "events", "--after", "2", "--limit", "2")
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split()[0] == "3"
+    assert "ArtifactVersionRegistered" in lines[0]
+    _, out, _ = run(capsys, "--db", str(db), "events", "--json", "--limit", "1")
+    first = json.loads(out)
+    assert (first["position"], first["type"], first["name"]) == (1, "RunStarted", "nightly-1")
+
+
+def test_replay_rebuilds_the_views(db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "--db", str(db), "replay")
+    assert code == 0
+    assert "rebuilt all projections from 12 events" in out
+    _, out, _ = run(capsys, "--db", str(db), "show", "run", "nightly-1", "--json")
+    assert json.loads(out)["metadata"]["train::loss"] == 0.125
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "run", "nope"], "no pipeline run with name, id or prefix 'nope'"),
+        (["show", "step", "evaluate", "--run", "nightly-1"], "no step 'evaluate'"),
+        (["show", "artifact", "dataset", "--version", "9"], "no artifact 'dataset' version '9'"),
+        (["show", "step", "not-a-uuid"], "badly formed hexadecimal UUID string"),
+        (["show", "run", "nightly-1", "--as-of", "yesterday"], "neither a log position"),
+        (["replay", "nope"], "no projection named nope"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_1(
+    db: Path, capsys, argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "--db", str(db), *argv)
+    assert code == 1
+    assert err.startswith("metastream: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_a_missing_database_is_one_line(tmp_path: Path, capsys) -> None:
+    code, _, err = run(capsys, "--db", str(tmp_path / "none.db"), "show", "run", "x")
+    assert code == 1
+    assert "no metastream database at" in err
+    assert "metastream up" in err
+
+
+def test_metastream_home_and_metastream_db_choose_the_database(
+    home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, err = run(capsys, "rejections")
+    assert str(home / "metastream.db") in err
+    monkeypatch.setenv("METASTREAM_DB", "/somewhere/else.db")
+    _, _, err = run(capsys, "rejections")
+    assert "/somewhere/else.db" in err
+
+
+def test_bench_replay_prints_the_figures_as_json(capsys) -> None:
+    code, out, _ = run(capsys, "bench", "replay", "--events", "3000", "--json")
+    assert code == 0
+    figures = json.loads(out.strip().splitlines()[-1])
+    for key in ("append_events_per_s", "rebuild_events_per_s", "peak_rss_mb", "run_query_ms"):
+        assert figures[key] > 0
+    assert figures["events"] == 3000

@@ -1,0 +1,134 @@
+"""The event log's contract, run against every implementation.
+
+``EventLogContract`` holds the tests; each implementation subclasses it with
+a ``log`` fixture.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from metastream.eventlog import EventLog, MemoryEventLog, SqliteEventLog, connect
+from metastream.schemas import RunStarted
+from tests.events import incoming
+
+
+def run_started(name: str = "r") -> RunStarted:
+    return RunStarted(run_id=uuid.uuid4(), name=name, pipeline_name="p")
+
+
+class EventLogContract:
+    async def test_an_empty_log_has_head_zero(self, log: EventLog) -> None:
+        assert await log.head() == 0
+        assert await log.read() == []
+
+    async def test_positions_are_gapless_from_one(self, log: EventLog) -> None:
+        events = incoming(*(run_started(f"r{i}") for i in range(5)))
+        async with log.transaction():
+            result = await log.append(events[:3])
+        async with log.transaction():
+            second = await log.append(events[3:])
+        assert (result.first, second.first) == (1, 4)
+        assert [r.position for r in await log.read()] == [1, 2, 3, 4, 5]
+        assert await log.head() == 5
+
+    async def test_a_redelivered_event_is_a_no_op_and_the_caller_learns_it(
+        self, log: EventLog
+    ) -> None:
+        a, b, c = incoming(run_started("a"), run_started("b"), run_started("c"))
+        async with log.transaction():
+            await log.append([a, b])
+        async with log.transaction():
+            result = await log.append([b, c, a, c])
+        assert [n.event.event_id for n in result.new] == [c.event.event_id]
+        assert result.first == 3
+        assert result.duplicates == 3
+        records = await log.read()
+        assert [r.event_id for r in records] == [x.event.event_id for x in (a, b, c)]
+
+    async def test_records_keep_the_exact_bytes(self, log: EventLog) -> None:
+        events = incoming(run_started("x"))
+        async with log.transaction():
+            await log.append(events)
+        (record,) = await log.read()
+        assert record.body == events[0].body
+        assert record.event_id == events[0].event.event_id
+
+    async def test_read_after_a_position_with_a_limit(self, log: EventLog) -> None:
+        async with log.transaction():
+            await log.append(incoming(*(run_started(str(i)) for i in range(10))))
+        assert [r.position for r in await log.read(after=3, limit=4)] == [4, 5, 6, 7]
+        assert await log.read(after=10) == []
+
+    async def test_read_positions(self, log: EventLog) -> None:
+        async with log.transaction():
+            await log.append(incoming(*(run_started(str(i)) for i in range(10))))
+        found = await log.read_positions([9, 2, 2, 42])
+        assert [r.position for r in found] == [2, 9]
+
+    async def test_contains(self, log: EventLog) -> None:
+        a, b = incoming(run_started("a"), run_started("b"))
+        async with log.transaction():
+            await log.append([a])
+        assert await log.contains([a.event.event_id, b.event.event_id]) == {a.event.event_id}
+
+    async def test_a_failed_transaction_leaves_nothing(self, log: EventLog) -> None:
+        async with log.transaction():
+            await log.append(incoming(run_started("kept")))
+        events = incoming(run_started("lost"))
+
+        async def fail_inside() -> None:
+            async with log.transaction():
+                await log.append(events)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await fail_inside()
+        assert await log.head() == 1
+        assert await log.contains([events[0].event.event_id]) == set()
+        async with log.transaction():  # and the id can still be appended later
+            result = await log.append(events)
+        assert result.first == 2
+
+
+class TestMemoryEventLog(EventLogContract):
+    @pytest.fixture
+    async def log(self) -> AsyncIterator[EventLog]:
+        log = MemoryEventLog()
+        yield log
+        await log.close()
+
+
+class TestSqliteEventLog(EventLogContract):
+    @pytest.fixture
+    async def log(self, tmp_path: Path) -> AsyncIterator[EventLog]:
+        log = SqliteEventLog(await connect(tmp_path / "log.db"))
+        yield log
+        await log.close()
+
+    async def test_the_log_survives_reopening(self, tmp_path: Path) -> None:
+        path = tmp_path / "again.db"
+        events = incoming(run_started("a"), run_started("b"))
+        log = SqliteEventLog(await connect(path))
+        async with log.transaction():
+            await log.append(events)
+        await log.close()
+        log = SqliteEventLog(await connect(path))
+        try:
+            assert [r.body for r in await log.read()] == [e.body for e in events]
+        finally:
+            await log.close()
+
+    async def test_a_database_from_a_newer_version_is_refused(self, tmp_path: Path) -> None:
+        from metastream.errors import StoreError
+
+        path = tmp_path / "newer.db"
+        db = await connect(path)
+        await db.execute("UPDATE meta SET value='999' WHERE name='schema_version'")
+        await db.close()
+        with pytest.raises(StoreError, match="newer metastream"):
+            await connect(path)
