@@ -21,3 +21,7 @@ __all__ = [
     "StepView",
     "Steps",
 ]
+
+from metastream.query.client import Client
+
+__all__ += ["Client"]

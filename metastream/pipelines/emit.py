@@ -1,0 +1,58 @@
+"""Publishing events from pipeline code, and the handle ``log_metadata`` returns."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from metastream.config import Settings
+from metastream.schemas import Event, check_sizes, encode_event
+
+log = logging.getLogger("metastream")
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The settings, read once per process (``settings.cache_clear()`` re-reads them)."""
+    return Settings.from_env()
+
+
+def publish(event: Event) -> bytes:
+    """Hand ``event`` to the process's producer (never blocks); returns its id."""
+    from metastream.producer import get_producer
+
+    get_producer().publish(encode_event(event))
+    return event.event_id
+
+
+def encoded_within_limit(metadata: dict[str, object], body: bytes) -> None:
+    """Raise ``ValueError`` naming a value over the size limit (cheap when none is)."""
+    limit = settings().max_value_bytes
+    if len(body) > limit:
+        check_sizes(metadata, limit)
+
+
+@dataclass
+class Deferred:
+    """Metadata held back until its artifact exists (``infer_artifact=True``)."""
+
+    published: threading.Event = field(default_factory=threading.Event)
+    discarded: str | None = None
+
+    def discard(self, reason: str) -> None:
+        self.discarded = reason
+        self.published.set()
+
+
+@dataclass(frozen=True)
+class LogHandle:
+    """What ``log_metadata`` published: pass it to ``Client().wait_for`` to read your writes."""
+
+    event_ids: tuple[bytes, ...]
+    target: str
+    deferred: Deferred | None = field(default=None, compare=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.event_ids)
