@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from metastream.pipelines import emit
 from metastream.schemas import AnyEvent, MetadataLogged, decode_event
 
 
@@ -30,12 +27,3 @@ class Published:
     @property
     def metadata(self) -> list[MetadataLogged]:
         return self.of(MetadataLogged)
-
-
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch, home: object) -> Published:
-    captured = Published()
-    monkeypatch.setattr("metastream.producer.get_producer", lambda: captured)
-    emit.settings.cache_clear()
-    yield captured  # type: ignore[misc]
-    emit.settings.cache_clear()

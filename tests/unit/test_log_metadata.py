@@ -19,7 +19,7 @@ from metastream.schemas import (
     StepByName,
     StorageSize,
 )
-from tests.unit.pipeline_helpers import Published, published  # noqa: F401 - a fixture
+from tests.unit.pipeline_helpers import Published
 
 ID = uuid.UUID("6c7b7a9e-5a57-4d2c-9a48-4c7f3a7e0b11")
 

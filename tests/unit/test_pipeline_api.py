@@ -35,7 +35,7 @@ from metastream.schemas import (
     Uri,
     model_version_id_for,
 )
-from tests.unit.pipeline_helpers import Published, published  # noqa: F401 - a fixture
+from tests.unit.pipeline_helpers import Published
 
 
 def test_the_public_api_is_exactly_these_names() -> None:
