@@ -299,14 +299,17 @@ class Reader:
     def as_of(
         self, entity: bytes, *, position: int | None = None, time: float | None = None
     ) -> dict[str, Any]:
-        """``entity``'s metadata as it was at a log position and/or a producer time."""
+        """``entity``'s metadata as it was at a log position and/or a producer time.
+
+        ``time`` is Unix seconds; an event logged in the same microsecond counts.
+        """
         values: dict[str, list[Value]] = {}
         for at, event in self._events_of(entity):
             if not isinstance(event, RawMetadataLogged):
                 continue
             if position is not None and at > position:
                 continue
-            if time is not None and event.ts > time:
+            if time is not None and round(event.ts, 6) > time:  # datetimes hold microseconds
                 continue
             for key, raw in event.metadata.items():
                 values.setdefault(key, []).append((event.event_id, bytes(raw), event.component))
