@@ -6,6 +6,8 @@
 the producer's sender thread sends to a real Redis and so competes for the
 GIL. It reports the latency percentiles in µs and how many events per
 second reached Redis (from the first call until ``flush`` returned).
+``measure_baseline`` times the same caller path with a bare ``deque.append``
+in place of ``publish`` and no producer: what the machine gives anyway.
 ``measure_raw_xadd`` gives the ceiling to compare with: redis-py pipelines
 of 500 ``XADD`` on the same server, nothing else running.
 
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,28 @@ def measure_calls(redis_url: str, stream: str, n: int = 200_000) -> dict[str, An
     }
 
 
+def measure_baseline(n: int = 200_000) -> dict[str, Any]:
+    """The same caller path with ``deque.append`` instead of ``publish``: no producer at all."""
+    target = ById(kind="step_run", id=uuid.uuid4())
+    queue: deque[bytes] = deque()
+    append = queue.append
+    latencies = [0] * n
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t0 = clock()
+        metadata = prepare_metadata(
+            {"loss": 1.0 / (i + 1), "accuracy": 0.5, "epoch": i, "lr": 1e-3, "opt": "adam"}
+        )
+        append(encode_event(MetadataLogged(target=target, metadata=metadata)))
+        latencies[i] = clock() - t0
+    latencies.sort()
+    return {
+        "median_us": statistics.median(latencies) / 1000,
+        "p99_us": _percentile(latencies, 0.99),
+        "p999_us": _percentile(latencies, 0.999),
+    }
+
+
 def _one(target: ById, i: int) -> bytes:
     metadata = prepare_metadata({"warmup": i})
     return encode_event(MetadataLogged(target=target, metadata=metadata))
@@ -111,6 +136,7 @@ def run(n: int = 200_000) -> dict[str, Any]:
         try:
             figures = measure_calls(server.url, "bench:producer", n)
             figures["raw_xadd_per_s"] = measure_raw_xadd(server.url, "bench:raw", n)
+            figures["caller_only"] = measure_baseline(n)
         finally:
             server.stop()
     return figures
