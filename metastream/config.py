@@ -11,7 +11,8 @@ whole table):
 - METASTREAM_MAX_VALUE_BYTES: largest encoded metadata value (65536)
 - METASTREAM_MAX_QUEUE_BYTES: producer memory for unsent events (64 MiB)
 - METASTREAM_LINGER_MS: how long the producer waits to fill a batch (5)
-- METASTREAM_BATCH_SIZE: events per XADD pipeline (1000)
+- METASTREAM_BATCH_SIZE: queued events that make a full batch, sent without lingering (1000)
+- METASTREAM_EXIT_TIMEOUT: seconds a process keeps sending at exit before spooling (5)
 - METASTREAM_MAX_RECORDS: entries per consumer read (1000)
 - METASTREAM_CLAIM_IDLE_MS: idle time before a pending entry is reclaimed (30000)
 - METASTREAM_MAX_DELIVERIES: deliveries before an entry is dead-lettered (5)
@@ -55,6 +56,7 @@ class Settings:
     max_queue_bytes: int = 64 * 1024 * 1024
     linger_ms: int = 5
     batch_size: int = 1000
+    exit_timeout: float = 5.0
     max_records: int = 1000
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
@@ -78,6 +80,7 @@ class Settings:
             max_queue_bytes=_int(env, "METASTREAM_MAX_QUEUE_BYTES", 64 * 1024 * 1024, 1024),
             linger_ms=_int(env, "METASTREAM_LINGER_MS", 5),
             batch_size=_int(env, "METASTREAM_BATCH_SIZE", 1000, 1),
+            exit_timeout=float(_int(env, "METASTREAM_EXIT_TIMEOUT", 5)),
             max_records=_int(env, "METASTREAM_MAX_RECORDS", 1000, 1),
             claim_idle_ms=_int(env, "METASTREAM_CLAIM_IDLE_MS", 30_000, 1),
             max_deliveries=_int(env, "METASTREAM_MAX_DELIVERIES", 5, 1),

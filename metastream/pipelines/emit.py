@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from metastream import producer
 from metastream.config import Settings
 from metastream.schemas import Event, check_sizes, encode_event
 
@@ -21,9 +22,7 @@ def settings() -> Settings:
 
 def publish(event: Event) -> bytes:
     """Hand ``event`` to the process's producer (never blocks); returns its id."""
-    from metastream.producer import get_producer
-
-    get_producer().publish(encode_event(event))
+    producer.get_producer().publish(encode_event(event))
     return event.event_id
 
 

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from metastream import producer
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
 from metastream.pipelines.context import current_step
 from metastream.pipelines.emit import Deferred, LogHandle, encoded_within_limit, publish, settings
@@ -200,9 +201,7 @@ def _publish(target: Target, prepared: dict[str, Any]) -> LogHandle:
     event = MetadataLogged(event_id=new_id(), ts=time.time(), target=target, metadata=prepared)
     body = encode_event(event)
     encoded_within_limit(prepared, body)
-    from metastream.producer import get_producer
-
-    get_producer().publish(body)
+    producer.get_producer().publish(body)
     return LogHandle((event.event_id,), target.describe())
 
 

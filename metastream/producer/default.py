@@ -27,7 +27,8 @@ def get_producer() -> Producer:
     with _lock:
         found = _default
         if found is None or (found.closed and not _producer_module.exiting()):
-            found = _default = Producer(Settings.from_env())
+            settings = Settings.from_env()
+            found = _default = Producer(settings, exit_timeout=settings.exit_timeout)
         return found
 
 
