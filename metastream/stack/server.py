@@ -163,7 +163,22 @@ def pid_alive(pid: int) -> bool:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         return waited == 0
     except ChildProcessError:
-        return True
+        return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped by someone else (Linux only).
+
+    A detached process's parent is gone, and whoever adopts it may take a
+    while to reap it (seconds, in some containers): it has stopped all the
+    same.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # the state follows the command name, which is in parentheses and may hold spaces
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def stop_pid(pid: int, timeout: float = 15.0) -> None:

@@ -1,0 +1,62 @@
+"""``metastream consume``: run a consumer in this process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from metastream.cli.common import settings as settings_of
+from metastream.errors import MetastreamError
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "consume",
+        help="move events from the Redis stream into the event log (runs until stopped)",
+        description=(
+            "Consume the stream into the SQLite event log and views. Several consumers "
+            "may run at once (one consumer group, one name per process). Redis comes "
+            "from METASTREAM_REDIS_URL, else from the local stack (`metastream up`)."
+        ),
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=consume)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default: INFO)",
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+
+
+def consume(args: argparse.Namespace) -> int:
+    from metastream.consumer import run
+
+    configure_logging(args.log_level)
+    run(settings_of(args))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m metastream.consumer``: ``consume`` without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="python -m metastream.consumer")
+    parser.add_argument("--db", help="the SQLite database")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return consume(args)
+    except MetastreamError as exc:
+        print(f"metastream: {exc}", file=sys.stderr)
+        return 1

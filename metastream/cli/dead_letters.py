@@ -1,0 +1,127 @@
+"""``metastream dead-letters list`` and ``retry``: the entries the consumer gave up on."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import redis
+
+from metastream import config
+from metastream.cli.common import settings as settings_of
+from metastream.config import Settings
+from metastream.errors import NotRunning
+
+REASON_WIDTH = 60
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "dead-letters",
+        help="list or retry entries the consumer could not process",
+        description=(
+            "Entries that could not be decoded, or were delivered too often, go to the "
+            "dead-letter stream with the reason and their original bytes."
+        ),
+    )
+    commands = parser.add_subparsers(dest="dead_letters_command", metavar="COMMAND")
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+
+    listing = commands.add_parser("list", help="show the dead letters, oldest first")
+    listing.add_argument("--limit", type=int, default=None, help="show at most this many")
+    listing.set_defaults(handler=cmd_list)
+
+    retry = commands.add_parser(
+        "retry",
+        help="put dead letters back on their stream (once the cause is fixed)",
+        description=(
+            "Re-add each dead letter's original bytes to the stream it came from and "
+            "delete it from the dead-letter stream."
+        ),
+    )
+    retry.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids (from `list`)")
+    retry.add_argument("--all", action="store_true", help="retry every dead letter")
+    retry.set_defaults(handler=cmd_retry)
+
+
+def _client(settings: Settings) -> redis.Redis:
+    url = config.redis_url(settings)
+    if url is None:
+        raise NotRunning(
+            "the stack is not up: start it with `metastream up` (or set METASTREAM_REDIS_URL)"
+        )
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        client.close()
+        raise NotRunning(f"cannot reach Redis at {url}: {exc}") from exc
+    return client
+
+
+def human_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from metastream.consumer.dead_letters import DeadLetter, iter_dead_letters
+
+    settings = settings_of(args)
+    client = _client(settings)
+    try:
+        rows: list[DeadLetter] = []
+        for dead in iter_dead_letters(client, settings.dead_letter_stream):
+            if args.limit is not None and len(rows) >= args.limit:
+                break
+            rows.append(dead)
+        total = int(client.xlen(settings.dead_letter_stream))
+    finally:
+        client.close()
+    if not rows:
+        print(f"no dead letters in {settings.dead_letter_stream}")
+        return 0
+    now = time.time()
+    table = [("ID", "REASON", "ORIGINAL ENTRY", "AGE")] + [
+        (
+            d.id,
+            _clip(d.reason, REASON_WIDTH),
+            f"{d.stream} {d.entry_id}",
+            human_age(d.age(now)),
+        )
+        for d in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        print("  ".join([*cells, row[3]]))
+    if total > len(rows):
+        print(f"({len(rows):,} of {total:,} shown)")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from metastream.consumer.dead_letters import retry_dead_letters
+
+    if args.all == bool(args.ids):
+        raise ValueError("give the dead-letter ids to retry, or --all (not both)")
+    settings = settings_of(args)
+    client = _client(settings)
+    try:
+        done = retry_dead_letters(
+            client, settings.dead_letter_stream, None if args.all else args.ids
+        )
+    finally:
+        client.close()
+    for dead, new_id in done:
+        print(f"{dead.id} -> {dead.stream} {new_id}")
+    print(f"retried {len(done)} dead letter{'s' if len(done) != 1 else ''}")
+    return 0

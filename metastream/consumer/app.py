@@ -1,0 +1,261 @@
+"""The consumer as a FastStream app: stream → event log, with reclaim and trimming beside it.
+
+``metastream consume`` runs it, and so does ``faststream run
+metastream.consumer.app:app``: the module-level ``app`` is built from the
+environment (``Settings.from_env()``) the first time it is looked up, so
+importing this module has no side effects.
+
+What runs, in FastStream's lifecycle order:
+
+* ``on_startup`` (before the broker connects): connect to Redis, create the
+  group at ``0``, open the store (which brings the projections up to date).
+* the broker starts the batch subscriber: ``XREADGROUP ... COUNT
+  max_records`` under this process's own consumer name; each batch is
+  handed to a read-ahead queue of one (``readahead.py``) whose worker puts
+  it through :class:`~metastream.consumer.ingest.Ingestor` (ack policy
+  ``MANUAL``: FastStream acks nothing, the ingestor acks after the commit).
+* ``after_startup``: the reclaim loop and the housekeeping loop (trimming,
+  forgetting dead consumers, a progress line) start beside the subscriber.
+* ``on_shutdown`` (SIGTERM/SIGINT): the loops finish what they are doing and
+  stop; then FastStream stops the subscriber, waiting up to
+  ``GRACEFUL_TIMEOUT`` for the batch in hand, which is committed and acked.
+* ``after_shutdown``: the batches read ahead are finished and acked, then the
+  store and the Redis client are closed (an open aiosqlite connection would
+  keep the process alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any, Final
+
+import redis.asyncio as aredis
+from faststream import AckPolicy, FastStream
+from faststream.redis import RedisBroker, StreamSub
+from redis.exceptions import RedisError
+
+from metastream import config
+from metastream.config import Settings
+from metastream.consumer.entries import Entry, decode_batch, parse_batch
+from metastream.consumer.group import consumer_name, ensure_group, forget_idle_consumers
+from metastream.consumer.ingest import Ingestor
+from metastream.consumer.readahead import ReadAhead
+from metastream.consumer.reclaim import Reclaimer
+from metastream.consumer.trim import trim_acked
+from metastream.errors import NotRunning, StoreError
+from metastream.projections import Store
+
+log = logging.getLogger("metastream.consumer")
+
+GRACEFUL_TIMEOUT: Final = 15.0
+"""Seconds a batch in progress may take to finish at shutdown (FastStream's default)."""
+HOUSEKEEPING_INTERVAL: Final = 30.0
+"""Seconds between two trims of the stream (and progress lines)."""
+
+
+class Consumer:
+    """One consumer process: the FastStream app and what it runs beside the subscriber."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        url: str | None = None,
+        name: str | None = None,
+        housekeeping_interval: float = HOUSEKEEPING_INTERVAL,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        found = url or config.redis_url(settings)
+        if not found:
+            raise NotRunning(
+                "no Redis to consume from: start the local stack with `metastream up`, "
+                "or set METASTREAM_REDIS_URL"
+            )
+        self.settings = settings
+        self.url: str = found
+        self.name = name or consumer_name()
+        self.housekeeping_interval = housekeeping_interval
+        self.environ = environ
+        self.client: aredis.Redis | None = None
+        self.store: Store | None = None
+        self.ingestor: Ingestor | None = None
+        self.reclaimer: Reclaimer | None = None
+        self.readahead: ReadAhead | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.broker = RedisBroker(
+            self.url,
+            # No validation of the handler's argument: the decoder already
+            # built it, and pydantic would copy every entry for nothing.
+            serializer=None,  # type: ignore[arg-type]  # typed too narrowly: None is supported
+            # Through the standard logging tree (no colours in log files), and
+            # every batch's "Received"/"Processed" only at DEBUG.
+            logger=logging.getLogger("metastream.faststream"),
+            log_level=logging.DEBUG,
+            graceful_timeout=GRACEFUL_TIMEOUT,
+        )
+        subscriber = self.broker.subscriber(
+            stream=StreamSub(
+                settings.stream,
+                group=settings.group,
+                consumer=self.name,
+                batch=True,
+                max_records=settings.max_records,  # None would read the whole stream at once
+            ),
+            parser=parse_batch,
+            decoder=decode_batch,
+            ack_policy=AckPolicy.MANUAL,
+            title="metastream-events",
+            description="Events appended to the metastream event log.",
+        )
+
+        async def handle(entries: list[Entry]) -> None:
+            if self.readahead is None:
+                raise RuntimeError("the consumer is not started")
+            await self.readahead.put(entries)
+
+        subscriber(handle)
+        self.app = FastStream(
+            self.broker,
+            serializer=None,
+            logger=logging.getLogger("metastream.faststream"),
+            on_startup=[self.open],
+            after_startup=[self.start_background],
+            on_shutdown=[self.stop_background],
+            after_shutdown=[self.close],
+        )
+
+    # -- lifecycle hooks ---------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the group at 0, open the store."""
+        settings = self.settings
+        client = aredis.Redis.from_url(self.url)
+        self.client = client
+        try:
+            try:
+                await ensure_group(client, settings.stream, settings.group)
+            except (RedisError, OSError) as exc:
+                raise NotRunning(f"cannot reach Redis at {self.url}: {exc}") from exc
+            try:
+                self.store = await Store.open(settings.db)
+            except OSError as exc:  # e.g. a directory that cannot be created
+                raise StoreError(f"cannot open the database {settings.db}: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
+        self.ingestor = Ingestor(self.store, client, settings, self.name, self.environ)
+        self.reclaimer = Reclaimer(self.ingestor, client, settings.claim_idle_ms)
+        self.readahead = ReadAhead(self.ingestor)
+        log.info(
+            "consumer %s: %s (group %s) -> %s",
+            self.name,
+            settings.stream,
+            settings.group,
+            settings.db,
+        )
+
+    async def start_background(self) -> None:
+        """Start the reclaim and housekeeping loops (after the subscriber is reading)."""
+        assert self.reclaimer is not None
+        self._stopping.clear()
+        self._spawn(self.reclaimer.run(), "reclaim")
+        self._spawn(self._housekeeping(), "housekeeping")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"metastream-{name}"))
+
+    async def stop_background(self) -> None:
+        """Let the loops finish their current step, then end them."""
+        self._stopping.set()
+        if self.reclaimer is not None:
+            self.reclaimer.stop()
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=GRACEFUL_TIMEOUT)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Finish the batches read ahead, close the store and the client (idempotent)."""
+        if self.readahead is not None:
+            await self.readahead.drain(GRACEFUL_TIMEOUT)
+        store, self.store = self.store, None
+        client, self.client = self.client, None
+        try:
+            if store is not None:
+                await store.close()
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    # -- housekeeping ------------------------------------------------------
+
+    async def housekeep(self) -> None:
+        """Trim what every group has acked, forget long-gone consumers, log progress."""
+        assert self.client is not None
+        settings = self.settings
+        await trim_acked(self.client, settings.stream, settings.retention)
+        await forget_idle_consumers(self.client, settings.stream, settings.group, keep=self.name)
+
+    async def _housekeeping(self) -> None:
+        reported = None
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.housekeeping_interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.housekeep()
+            except (RedisError, OSError) as exc:
+                log.error("trimming %s failed: %s", self.settings.stream, exc)
+            assert self.ingestor is not None
+            stats = self.ingestor.stats
+            now = (stats.new, stats.duplicates, stats.dead_lettered)
+            if now != reported:
+                reported = now
+                log.info(
+                    "%d new events in the log, %d duplicates ignored, %d dead-lettered "
+                    "(%d entries in %d batches)",
+                    stats.new,
+                    stats.duplicates,
+                    stats.dead_lettered,
+                    stats.entries,
+                    stats.batches,
+                )
+
+
+def build_app(settings: Settings | None = None, **options: Any) -> FastStream:
+    """A FastStream app consuming as ``settings`` (default: from the environment) say."""
+    return Consumer(settings or Settings.from_env(), **options).app
+
+
+async def serve(consumer: Consumer) -> None:
+    """Run ``consumer`` until SIGINT/SIGTERM; the store is closed however it ends."""
+    try:
+        await consumer.app.run()
+    finally:
+        await consumer.close()
+
+
+def run(settings: Settings, **options: Any) -> None:
+    """Run a consumer in this process (``metastream consume``)."""
+    asyncio.run(serve(Consumer(settings, **options)))
+
+
+_app: FastStream | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: built from the environment on first use (``faststream run ...app:app``)."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = build_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

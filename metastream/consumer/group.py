@@ -1,0 +1,71 @@
+"""The consumer group and this process's place in it.
+
+* The group is created at ``0`` (``XGROUP CREATE ... 0 MKSTREAM``): FastStream
+  would create it at ``$``, and every entry published before the first
+  consumer started would never be read. ``BUSYGROUP`` (it exists) is fine.
+* Each process is its own consumer, named ``host-pid``: replicas, ``faststream
+  run --workers N`` (spawned processes) and restarts never share a name, so
+  one never acknowledges or claims for another by accident.
+* Consumers that are gone keep their names in the group forever; once they
+  hold nothing pending (the reclaim loop empties them) and have been idle for
+  a long time, :func:`forget_idle_consumers` removes them. Removing a live
+  consumer with nothing pending would be harmless too: Redis re-creates it
+  on its next read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, Final
+
+import redis.asyncio as aredis
+from redis.exceptions import ResponseError
+
+log = logging.getLogger("metastream.consumer")
+
+FORGET_IDLE_MS: Final = 24 * 3600 * 1000
+"""A consumer with nothing pending and idle for a day is forgotten."""
+
+
+# XGROUP DELCONSUMER drops the consumer's pending entries unacknowledged, so
+# "nothing pending" must be checked in the same atomic step as the delete.
+_DELETE_IF_IDLE: Final = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+def consumer_name(pid: int | None = None) -> str:
+    """This process's consumer name in the group: ``<hostname>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid() if pid is None else pid}"
+
+
+async def ensure_group(client: aredis.Redis, stream: str, group: str) -> bool:
+    """Create ``group`` on ``stream`` at ``0`` (and the stream); whether it was new."""
+    try:
+        await client.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    log.info("created consumer group %s on %s at 0", group, stream)
+    return True
+
+
+async def forget_idle_consumers(
+    client: aredis.Redis, stream: str, group: str, *, keep: str, idle_ms: int = FORGET_IDLE_MS
+) -> list[str]:
+    """Delete consumers of ``group`` with nothing pending, idle over ``idle_ms`` (not ``keep``)."""
+    consumers: list[dict[str, Any]] = await client.xinfo_consumers(stream, group)
+    gone = []
+    for consumer in consumers:
+        name = consumer["name"].decode()
+        if name == keep or int(consumer["pending"]) or int(consumer["idle"]) < idle_ms:
+            continue
+        if int(await client.eval(_DELETE_IF_IDLE, 1, stream, group, name)) >= 0:
+            gone.append(name)
+    if gone:
+        log.info("forgot %d idle consumers of group %s: %s", len(gone), group, ", ".join(gone))
+    return gone

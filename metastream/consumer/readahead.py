@@ -1,0 +1,68 @@
+"""Reading the next batch while the current one is written: one batch of read-ahead.
+
+FastStream reads the next batch only once the handler returns. If the
+handler waited for the SQLite transaction, Redis reads (~6 ms per 1,000
+entries, parsed by redis-py) and SQLite writes (~20 ms, in aiosqlite's
+thread) would take turns. Instead the handler hands the batch to a queue of
+one and returns; a single worker task processes batches in order. Measured
+on 100k events (2 cores, both free): ~29k entries/s without read-ahead,
+~37k with it, a deeper queue no faster; with another process busy on one
+core the two threads cannot overlap and it gains nothing (nor costs).
+
+Nothing changes for the guarantees: entries are still acked only after
+their transaction commits (in the worker); a batch waiting in the queue is
+pending in Redis like one being read. At shutdown, :meth:`drain` finishes
+the queued batches (and acks them) before the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from metastream.consumer.entries import Entry
+from metastream.consumer.ingest import Ingestor
+
+log = logging.getLogger("metastream.consumer")
+
+
+class ReadAhead:
+    """``put`` batches (the FastStream handler); one worker ingests them in order."""
+
+    def __init__(self, ingestor: Ingestor, depth: int = 1) -> None:
+        self.ingestor = ingestor
+        self._queue: asyncio.Queue[Sequence[Entry]] = asyncio.Queue(maxsize=depth)
+        self._worker: asyncio.Task[None] | None = None
+
+    async def put(self, entries: Sequence[Entry]) -> None:
+        """Queue a batch, waiting while the queue is full; starts the worker on first use."""
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="metastream-ingest")
+        await self._queue.put(entries)
+
+    async def _work(self) -> None:
+        while True:
+            entries = await self._queue.get()
+            try:
+                await self.ingestor.process(entries)
+            except Exception:
+                # Not acked: the batch stays pending and the reclaim loop brings it back.
+                log.exception("a batch of %d entries failed; it stays pending", len(entries))
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, grace: float) -> None:
+        """Finish (and ack) the queued batches, up to ``grace`` seconds, then stop."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), grace)
+        except TimeoutError:
+            log.warning("batches still being written after %.0f s: left pending", grace)
+        worker.cancel()
+        try:
+            await worker
+        except asyncio.CancelledError:
+            pass

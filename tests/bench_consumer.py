@@ -1,0 +1,110 @@
+"""Consumer throughput: a stream pre-filled with N events, ingested by one consumer.
+
+    python -m tests.bench_consumer [--events 100000] [--max-records 1000] [--runs 3]
+
+Starts its own Redis server (the packaged binary, a free port, a temporary
+directory), fills a stream with pipelined XADDs (one ``RunStarted`` per 100
+runs, the rest ``MetadataLogged`` with three keys), then times a consumer
+from its start until every entry is committed, projected and acked. Not a
+test: pytest does not collect it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from metastream.config import Settings
+from metastream.consumer import Consumer
+from metastream.query import Reader
+from metastream.schemas import ById, MetadataLogged, RunStarted, encode_event, prepare_metadata
+from metastream.stack.server import RedisServer
+
+
+def events(n: int) -> list[bytes]:
+    runs = [uuid.uuid4() for _ in range(100)]
+    out = [
+        encode_event(RunStarted(run_id=run_id, name=f"run-{i}", pipeline_name="p"))
+        for i, run_id in enumerate(runs)
+    ]
+    i = 0
+    while len(out) < n:
+        target = ById(kind="pipeline_run", id=runs[i % len(runs)])
+        metadata = prepare_metadata({"loss": i / 1000, "step": i, f"k{i % 50}": "v" * 20})
+        out.append(encode_event(MetadataLogged(target=target, metadata=metadata)))
+        i += 1
+    return out
+
+
+async def consume(settings: Settings, n: int) -> float:
+    consumer = Consumer(settings, housekeeping_interval=3600)
+    async with consumer.app:
+        started = time.perf_counter()
+        while consumer.ingestor is None or consumer.ingestor.stats.entries < n:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    await consumer.close()
+    return elapsed
+
+
+def one_run(url: str, bodies: list[bytes], max_records: int, work: Path) -> float:
+    stream = f"bench:{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(url)
+    try:
+        for start in range(0, len(bodies), 1000):
+            with client.pipeline(transaction=False) as pipe:
+                for body in bodies[start : start + 1000]:
+                    pipe.xadd(stream, {"__data__": body})
+                pipe.execute()
+        home = Path(tempfile.mkdtemp(dir=work))
+        settings = Settings.from_env({"METASTREAM_HOME": str(home)}).with_(
+            stream=stream, redis_url=url, max_records=max_records
+        )
+        elapsed = asyncio.run(consume(settings, len(bodies)))
+        with Reader(settings.db) as reader:
+            assert reader.head() == len(bodies)
+        assert client.xpending(stream, settings.group)["pending"] == 0
+        return elapsed
+    finally:
+        client.delete(stream)
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--max-records", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    bodies = events(args.events)
+    size = sum(map(len, bodies)) // len(bodies)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp) / "redis")
+        server.start()
+        try:
+            rates = []
+            for _ in range(args.runs):
+                elapsed = one_run(server.url, bodies, args.max_records, Path(tmp))
+                rates.append(args.events / elapsed)
+                print(
+                    f"{args.events:,} events ({size} bytes) in {elapsed:.2f} s: "
+                    f"{rates[-1]:,.0f} events/s",
+                    flush=True,
+                )
+        finally:
+            server.stop()
+    print(
+        f"median {statistics.median(rates):,.0f} events/s "
+        f"(max_records={args.max_records}, {args.runs} runs)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""``metastream up --detach`` / ``status`` / ``down``, as a user runs them (real processes).
+
+This starts a real server from the packaged binary, with METASTREAM_HOME in
+the test's tmp_path, on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from metastream import config
+from metastream.config import Settings
+from metastream.stack.server import pid_alive, stop_pid
+from tests.streams import fill, head, run_events, wait_for_sync
+
+pytestmark = pytest.mark.redis
+
+
+def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "metastream", *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def stack_home(home: Path) -> Iterator[Path]:
+    """METASTREAM_HOME for a stack; whatever it left running is stopped afterwards."""
+    yield home
+    stack_file = home / "stack.json"
+    if stack_file.exists():
+        record = json.loads(stack_file.read_text())
+        for key in ("consumer_pid", "server_pid"):
+            if isinstance(record.get(key), int):
+                stop_pid(record[key], timeout=20)
+
+
+def test_up_detach_status_and_down(stack_home: Path) -> None:
+    settings = Settings.from_env()
+    assert config.redis_url(settings) is None
+
+    before = cli("status")
+    assert before.returncode == 1
+    assert before.stderr.count("\n") == 1
+    assert "metastream up" in before.stderr
+
+    started = cli("up", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "metastream is up" in started.stdout
+    record = json.loads(settings.stack_file.read_text())
+    assert set(record) >= {"redis_url", "server_pid", "consumer_pid", "db", "stream", "started"}
+    url = record["redis_url"]
+    assert not url.endswith(":6379/0")
+    assert pid_alive(record["server_pid"])
+    assert pid_alive(record["consumer_pid"])
+    assert record["db"] == str(settings.db)
+    # Producers find the stack through the stack file.
+    assert config.redis_url(Settings.from_env()) == url
+
+    again = cli("up", "--detach")
+    assert again.returncode == 0
+    assert "already up" in again.stdout
+    assert url in again.stdout
+
+    client = redis.Redis.from_url(url)
+    try:
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert Path(client.config_get("dir")["dir"]) == settings.redis_dir
+        bodies = run_events(250)
+        fill(client, record["stream"], bodies)
+        wait_for_sync(lambda: head(settings.db) == 250, 30)
+        wait_for_sync(lambda: client.xpending(record["stream"], "metastream")["pending"] == 0)
+    finally:
+        client.close()
+
+    status = cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    out = status.stdout
+    assert url in out
+    assert "up (valkey" in out or "up (redis" in out
+    assert f"consumer   pid {record['consumer_pid']}  running" in out
+    assert "metastream:events  250 entries" in out
+    assert "group metastream  lag 0  pending 0  consumers 1" in out
+    assert "metastream:dead  0 entries" in out
+    assert "head 250" in out
+    assert "view latest  checkpoint 250" in out
+    assert "view registry  checkpoint 250" in out
+
+    stopped = cli("down")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert stopped.stdout.index("stopping the consumer") < stopped.stdout.index("stopping redis")
+    assert not settings.stack_file.exists()
+    assert not pid_alive(record["consumer_pid"])
+    assert not pid_alive(record["server_pid"])
+    assert config.redis_url(Settings.from_env()) is None
+    assert "shut down gracefully" in (stack_home / "consumer.log").read_text()
+
+    after = cli("status")
+    assert after.returncode == 1
+    assert "head 250" in after.stdout  # the log outlives the stack
+    assert cli("down").stdout.strip() == "metastream is not up"
+
+
+def test_up_again_keeps_the_events_of_the_last_run(stack_home: Path) -> None:
+    """Redis runs with AOF: entries not yet consumed survive ``down`` and ``up``."""
+    settings = Settings.from_env()
+    assert cli("up", "--detach").returncode == 0
+    record = json.loads(settings.stack_file.read_text())
+    client = redis.Redis.from_url(record["redis_url"])
+    try:
+        # Stop the consumer only: what arrives now waits in the stream.
+        stop_pid(record["consumer_pid"], timeout=20)
+        bodies = run_events(100)
+        fill(client, record["stream"], bodies)
+    finally:
+        client.close()
+    assert cli("down").returncode == 0
+    assert head(settings.db) == 0
+
+    assert cli("up", "--detach").returncode == 0
+    wait_for_sync(lambda: head(settings.db) == 100, 30)
+    assert cli("down").returncode == 0
