@@ -14,6 +14,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--events", type=int, default=1_000_000, metavar="N")
     r.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
     r.set_defaults(handler=_replay)
+    e = which.add_parser(
+        "e2e", help="producer and consumer processes on a real Redis: calls, throughput, lag"
+    )
+    e.add_argument("--events", type=int, default=200_000, metavar="N")
+    e.add_argument("--rate", type=float, default=50_000, help="events/s for the lag phase")
+    e.add_argument("--seconds", type=float, default=5.0, help="length of the lag phase")
+    e.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
+    e.set_defaults(handler=_e2e)
+    p2 = which.add_parser("producer", help="the cost of one publish while the sender is busy")
+    p2.add_argument("--events", type=int, default=200_000, metavar="N")
+    p2.set_defaults(handler=_producer)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -22,3 +33,17 @@ def _replay(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ValueError("--events must be at least 1")
     return replay.main(args.events, args.json)
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    from metastream.benchmarks import e2e
+
+    if args.events < 1 or args.rate <= 0 or args.seconds <= 0:
+        raise ValueError("--events, --rate and --seconds must be positive")
+    return e2e.main(args.events, args.rate, args.seconds, args.json)
+
+
+def _producer(args: argparse.Namespace) -> int:
+    from metastream.benchmarks import producer
+
+    return producer.main([str(args.events)])

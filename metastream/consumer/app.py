@@ -27,6 +27,7 @@ What runs, in FastStream's lifecycle order:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any, Final
@@ -146,6 +147,9 @@ class Consumer:
         except BaseException:
             await self.close()
             raise
+        # What exists now lives as long as the process: keep it out of the
+        # collector's passes, which otherwise rescan it while batches churn.
+        gc.freeze()
         self.ingestor = Ingestor(self.store, client, settings, self.name, self.environ)
         self.reclaimer = Reclaimer(self.ingestor, client, settings.claim_idle_ms)
         self.readahead = ReadAhead(self.ingestor)

@@ -5,9 +5,10 @@ entries, and the reclaim loop taking over entries a dead consumer left
 pending) go through :meth:`Ingestor.process`, so both give the same
 guarantees:
 
-* Each entry is decoded on its own. One that cannot be decoded, or that was
-  delivered more than ``max_deliveries`` times, is written to the
-  dead-letter stream and acked, in one MULTI; the rest of the batch goes on.
+* Each entry is decoded on its own (in the store's thread). One that cannot
+  be decoded, has no ``__data__`` field, or was delivered more than
+  ``max_deliveries`` times, is written to the dead-letter stream and acked,
+  in one MULTI; the rest of the batch goes on.
 * The decodable entries are appended to the log and applied to the
   projections in one SQLite transaction (``Store.ingest``, deduplicated by
   event id), and acked only once that transaction has committed. A crash
@@ -33,10 +34,8 @@ import redis.asyncio as aredis
 
 from metastream.config import Settings
 from metastream.consumer.dead_letters import dead_letter_fields
-from metastream.consumer.entries import Entry
-from metastream.eventlog import Incoming
+from metastream.consumer.entries import DATA_KEY, Entry
 from metastream.projections import Store
-from metastream.schemas import decode_stored
 
 log = logging.getLogger("metastream.consumer")
 
@@ -116,33 +115,32 @@ class Ingestor:
 
     def split(
         self, entries: Sequence[Entry], deliveries: Mapping[bytes, int] | None = None
-    ) -> tuple[list[Incoming], list[bytes], list[Rejected]]:
-        """``(events, their entry ids, rejected entries)``; deleted entries are in neither."""
-        good: list[Incoming] = []
-        good_ids: list[bytes] = []
+    ) -> tuple[list[bytes], list[bytes], list[Rejected]]:
+        """``(bodies, their entry ids, rejected entries)``; deleted entries are in neither.
+
+        Bodies are decoded later, in the store's thread (``Store.ingest_encoded``).
+        """
+        bodies: list[bytes] = []
+        ids: list[bytes] = []
         rejected: list[Rejected] = []
         limit = self.max_deliveries
         for entry in entries:
-            if entry.fields is None:  # trimmed or XDELed while pending: nothing to keep
+            fields = entry.fields
+            if fields is None:  # trimmed or XDELed while pending: nothing to keep
                 continue
             count = deliveries.get(entry.id) if deliveries else None
             if count is not None and count > limit:
                 reason = f"delivered {count} times, more than the limit of {limit}"
                 rejected.append(Rejected(entry, reason, count))
                 continue
-            body = entry.data
+            body = fields.get(DATA_KEY)
             if body is None:
-                names = ", ".join(sorted(k.decode(errors="replace") for k in entry.fields))
+                names = ", ".join(sorted(k.decode(errors="replace") for k in fields))
                 rejected.append(Rejected(entry, f"no __data__ field (fields: {names})", count))
                 continue
-            try:
-                event = decode_stored(body)
-            except Exception as exc:  # msgspec's DecodeError, or anything else it meets
-                rejected.append(Rejected(entry, f"cannot decode: {exc}", count))
-                continue
-            good.append(Incoming(event, body))
-            good_ids.append(entry.id)
-        return good, good_ids, rejected
+            bodies.append(body)
+            ids.append(entry.id)
+        return bodies, ids, rejected
 
     async def process(
         self, entries: Sequence[Entry], deliveries: Mapping[bytes, int] | None = None
@@ -150,19 +148,33 @@ class Ingestor:
         """Ingest ``entries`` and acknowledge them; ``deliveries`` are XPENDING's counts.
 
         Raises if the SQLite transaction fails, leaving the decodable entries
-        pending (the rejected ones are dead-lettered and acked already).
+        pending (the rejected ones are dead-lettered and acked).
         """
         if not entries:
             return
-        events, event_ids, rejected = self.split(entries, deliveries)
+        bodies, ids, rejected = self.split(entries, deliveries)
         vanished = [e.id for e in entries if e.fields is None]
         if rejected or vanished:
             await self._dead_letter(rejected, vanished)
-        if events:
+        if bodies:
             await self._hook("before-commit")
-            result = await self.store.ingest(events)
+            result, undecodable = await self.store.ingest_encoded(bodies)
             await self._hook("after-commit")
-            await self.client.xack(self.stream, self.group, *event_ids)
+            if undecodable:
+                by_id = {e.id: e for e in entries}
+                bad = {i for i, _ in undecodable}
+                await self._dead_letter(
+                    [
+                        Rejected(
+                            by_id[ids[i]], reason, deliveries.get(ids[i]) if deliveries else None
+                        )
+                        for i, reason in undecodable
+                    ],
+                    (),
+                )
+                ids = [entry_id for i, entry_id in enumerate(ids) if i not in bad]
+            if ids:
+                await self.client.xack(self.stream, self.group, *ids)
             self.stats.new += len(result.new)
             self.stats.duplicates += result.duplicates
         self.stats.batches += 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 from metastream import producer
 from metastream.config import Settings
-from metastream.schemas import Event, check_sizes, encode_event
+from metastream.schemas import Event, Target, check_sizes, encode_event
 
 log = logging.getLogger("metastream")
 
@@ -45,13 +46,32 @@ class Deferred:
         self.published.set()
 
 
-@dataclass(frozen=True)
 class LogHandle:
-    """What ``log_metadata`` published: pass it to ``Client().wait_for`` to read your writes."""
+    """What ``log_metadata`` published: pass it to ``Client().wait_for`` to read your writes.
 
-    event_ids: tuple[bytes, ...]
-    target: str
-    deferred: Deferred | None = field(default=None, compare=False)
+    A plain class with slots, and the target described only when asked: this
+    is made on every call, and a frozen dataclass plus formatting a UUID cost
+    more than publishing.
+    """
+
+    __slots__ = ("_target", "deferred", "event_ids")
+
+    def __init__(
+        self, event_ids: tuple[bytes, ...], target: Target | str, deferred: Deferred | None = None
+    ) -> None:
+        self.event_ids = event_ids
+        self._target = target
+        self.deferred = deferred
+
+    @property
+    def target(self) -> str:
+        """What the metadata was logged for, in words."""
+        target = self._target
+        return target if isinstance(target, str) else target.describe()
 
     def __bool__(self) -> bool:
         return bool(self.event_ids)
+
+    def __repr__(self) -> str:
+        ids = ", ".join(str(uuid.UUID(bytes=i)) for i in self.event_ids)
+        return f"LogHandle({self.target}: {ids})"

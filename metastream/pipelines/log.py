@@ -202,7 +202,7 @@ def _publish(target: Target, prepared: dict[str, Any]) -> LogHandle:
     body = encode_event(event)
     encoded_within_limit(prepared, body)
     producer.get_producer().publish(body)
-    return LogHandle((event.event_id,), target.describe())
+    return LogHandle((event.event_id,), target)
 
 
 def _defer(prepared: dict[str, Any], artifact_name: str | None) -> LogHandle:

@@ -41,6 +41,7 @@ Progress = Callable[[int, int], None]
 """``progress(done, total)``: called as a rebuild advances."""
 
 CATCH_UP_CHUNK: Final = 20_000
+_incoming = tuple.__new__  # Incoming without NamedTuple's Python-level __new__
 T = TypeVar("T")
 
 
@@ -193,6 +194,19 @@ class Store:
                 self._apply(conn, result.records())
         return result
 
+    def _ingest_encoded(
+        self, conn: sqlite3.Connection, bodies: Sequence[bytes]
+    ) -> tuple[AppendResult, list[tuple[int, str]]]:
+        with gc_paused():
+            good: list[Incoming] = []
+            bad: list[tuple[int, str]] = []
+            for i, body in enumerate(bodies):
+                try:
+                    good.append(_incoming(Incoming, (decode_stored(body), body)))
+                except Exception as exc:
+                    bad.append((i, f"cannot decode: {exc}"))
+            return self._ingest(conn, good), bad
+
     def _catch_up_chunk(self, conn: sqlite3.Connection, chunk: int) -> tuple[int, int]:
         """Apply the next ``chunk`` events to the projections behind; ``(read, remaining)``."""
         with gc_paused(), self._transaction(conn):
@@ -223,6 +237,18 @@ class Store:
     async def ingest_bytes(self, bodies: Sequence[bytes]) -> AppendResult:
         """Decode and ingest encoded events; raises ``DecodeError`` before writing anything."""
         return await self.ingest([Incoming(decode_stored(body), body) for body in bodies])
+
+    async def ingest_encoded(
+        self, bodies: Sequence[bytes]
+    ) -> tuple[AppendResult, list[tuple[int, str]]]:
+        """Decode and ingest what can be decoded, in the database's thread.
+
+        Returns the result and ``(index, reason)`` for each body that could not
+        be decoded (left out). Decoding here, with the collector paused, costs
+        the caller's thread nothing: a consumer's event loop stays free to
+        read the next batch.
+        """
+        return await self._run("cannot write to the store", self._ingest_encoded, bodies)
 
     async def catch_up(self, progress: Progress | None = None, chunk: int = CATCH_UP_CHUNK) -> int:
         """Apply the log to every projection that is behind; returns how many events it read.

@@ -33,8 +33,11 @@ from metastream.query.views import (
 class Handle(Protocol):
     """What ``log_metadata`` returns (``metastream.pipelines.emit.LogHandle``)."""
 
-    event_ids: tuple[bytes, ...]
-    target: str
+    @property
+    def event_ids(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def target(self) -> str: ...
 
     @property
     def deferred(self) -> Any: ...

@@ -14,7 +14,8 @@ import redis
 
 from metastream.cli import main
 from metastream.config import Settings
-from metastream.consumer import ingest, iter_dead_letters, retry_dead_letters
+from metastream.consumer import iter_dead_letters, retry_dead_letters
+from metastream.projections import store as store_module
 from metastream.query import Reader
 from metastream.schemas import decode_stored
 from tests.streams import (
@@ -92,7 +93,7 @@ async def test_a_dead_letter_retried_once_the_cause_is_fixed_reaches_the_log(
             raise ValueError("unknown event type")
         return decode_stored(body)
 
-    monkeypatch.setattr(ingest, "decode_stored", old_decoder)
+    monkeypatch.setattr(store_module, "decode_stored", old_decoder)
     fill(redis_client, s.stream, bodies)
     async with running_consumer(s):
         await wait_for(lambda: redis_client.xlen(s.dead_letter_stream) == 1)
@@ -100,7 +101,7 @@ async def test_a_dead_letter_retried_once_the_cause_is_fixed_reaches_the_log(
         (dead,) = iter_dead_letters(redis_client, s.dead_letter_stream)
         assert dead.reason == "cannot decode: unknown event type"
 
-        monkeypatch.setattr(ingest, "decode_stored", decode_stored)  # the fixed consumer
+        monkeypatch.setattr(store_module, "decode_stored", decode_stored)  # the fixed consumer
         ((retried, new_id),) = retry_dead_letters(redis_client, s.dead_letter_stream, [dead.id])
         assert retried.id == dead.id
         await wait_for(lambda: head(s.db) == 6)
@@ -257,16 +258,16 @@ async def test_a_batch_whose_transaction_fails_is_not_acked_and_comes_back(
     from metastream.errors import StoreError
     from metastream.projections import Store
 
-    real_ingest = Store.ingest
+    real_ingest = Store.ingest_encoded
     failures = []
 
-    async def failing_once(self: Store, events: list[object]) -> object:
+    async def failing_once(self: Store, bodies: list[bytes]) -> object:
         if not failures:
-            failures.append(len(events))
+            failures.append(len(bodies))
             raise StoreError("cannot write to the store: disk I/O error")
-        return await real_ingest(self, events)  # type: ignore[arg-type]
+        return await real_ingest(self, bodies)
 
-    monkeypatch.setattr(Store, "ingest", failing_once)
+    monkeypatch.setattr(Store, "ingest_encoded", failing_once)
     bodies = run_events(50)
     fill(redis_client, s.stream, bodies)
     async with running_consumer(s) as consumer:

@@ -336,3 +336,13 @@ def _history_with_everything() -> list[list[Any]]:
 async def test_entity_ids_in_fixtures_are_unique() -> None:
     assert len({Pipeline().run_id for _ in range(100)}) == 100
     assert uuid.UUID(bytes=new_id()).version == 7
+
+
+async def test_ingest_encoded_leaves_out_what_cannot_be_decoded(store: Store, db: Path) -> None:
+    p = Pipeline()
+    good = [i.body for i in incoming(p.started(), p.on_run(a=1))]
+    result, bad = await store.ingest_encoded([good[0], b"\xc1", good[1], b""])
+    assert [i for i, _ in bad] == [1, 3]
+    assert all(reason.startswith("cannot decode") for _, reason in bad)
+    assert (result.first, len(result.new)) == (1, 2)
+    assert latest(db, p.run_id.bytes) == {"a": 1}
