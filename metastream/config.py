@@ -8,6 +8,7 @@ whole table):
 - METASTREAM_REDIS_URL: redis://, rediss:// or unix:// URL (the local stack, if up)
 - METASTREAM_STREAM: the stream events go to (``metastream:events``)
 - METASTREAM_GROUP: the consumer group writing the log (``metastream``)
+- METASTREAM_DEAD_LETTER_STREAM: where unusable entries go (``metastream:dead``)
 - METASTREAM_MAX_VALUE_BYTES: largest encoded metadata value (65536)
 - METASTREAM_MAX_QUEUE_BYTES: producer memory for unsent events (64 MiB)
 - METASTREAM_LINGER_MS: how long the producer waits to fill a batch (5)
@@ -76,6 +77,8 @@ class Settings:
             redis_url=env.get("METASTREAM_REDIS_URL") or None,
             stream=env.get("METASTREAM_STREAM") or constants.STREAM,
             group=env.get("METASTREAM_GROUP") or constants.GROUP,
+            dead_letter_stream=env.get("METASTREAM_DEAD_LETTER_STREAM")
+            or constants.DEAD_LETTER_STREAM,
             max_value_bytes=_int(env, "METASTREAM_MAX_VALUE_BYTES", 64 * 1024, 1),
             max_queue_bytes=_int(env, "METASTREAM_MAX_QUEUE_BYTES", 64 * 1024 * 1024, 1024),
             linger_ms=_int(env, "METASTREAM_LINGER_MS", 5),
