@@ -29,6 +29,8 @@ from typing import Any
 
 from metastream.schemas import MetadataType
 
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
 
 @dataclass(frozen=True)
 class StepRunInfo:
@@ -56,7 +58,8 @@ class StackComponent:
     @property
     def name(self) -> str:
         """The component's name, recorded with its metadata (the class name, snake_case)."""
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        # MyTracker -> my_tracker; an acronym stays one word: MLFlowTracker -> ml_flow_tracker
+        return _CAMEL_BOUNDARY.sub("_", type(self).__name__).lower()
 
     def get_pipeline_run_metadata(self, run_id: uuid.UUID) -> dict[str, MetadataType]:
         return {}
