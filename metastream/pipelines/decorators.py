@@ -21,15 +21,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Step(Generic[P, R]):
+class Step(Generic[R]):
     """A function decorated with ``@step``.
 
     Call it with an extra ``id="..."`` to name this invocation (the default
     is the function's name, then ``name_2``, ``name_3``... within a run).
+    Its arguments are typed loosely so that ``id=`` type-checks, as the
+    reference's examples use it.
     """
 
     def __init__(
-        self, func: Callable[P, R], *, name: str | None = None, model: Model | None = None
+        self, func: Callable[..., R], *, name: str | None = None, model: Model | None = None
     ) -> None:
         functools.update_wrapper(self, func)
         self.entrypoint = func
@@ -37,14 +39,14 @@ class Step(Generic[P, R]):
         self.model = model
         self._declared = declared_outputs(func)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        invocation = kwargs.pop("id", None)
+    def __call__(self, *args: Any, id: str | None = None, **kwargs: Any) -> R:
+        invocation = id
         if invocation is not None and not isinstance(invocation, str):
             raise TypeError(f"step {self.name!r}: id= must be a str, got {invocation!r}")
         run = current_run.get()
         if run is None:  # a step on its own: record it as a one-step pipeline
             with pipeline_run(self.name, model=self.model):
-                return self(*args, **kwargs)
+                return self(*args, id=id, **kwargs)
         with step_run(
             run,
             invocation or self.name,
@@ -61,27 +63,27 @@ class Step(Generic[P, R]):
 
 
 @overload
-def step(func: Callable[P, R]) -> Step[P, R]: ...
+def step(func: Callable[..., R]) -> Step[R]: ...
 @overload
 def step(
     func: None = None, *, name: str | None = None, model: Model | None = None, **ignored: Any
-) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+) -> Callable[[Callable[..., R]], Step[R]]: ...
 
 
 def step(
-    func: Callable[P, R] | None = None,
+    func: Callable[..., R] | None = None,
     *,
     name: str | None = None,
     model: Model | None = None,
     **ignored: Any,
-) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+) -> Step[R] | Callable[[Callable[..., R]], Step[R]]:
     """Make ``func`` a step: ``@step`` or ``@step(name=..., model=Model(...))``.
 
     Options of the reference that concern execution elsewhere (caching,
     settings, step operators) are accepted and have no effect here.
     """
 
-    def wrap(f: Callable[P, R]) -> Step[P, R]:
+    def wrap(f: Callable[..., R]) -> Step[R]:
         return Step(f, name=name, model=model)
 
     return wrap(func) if func is not None else wrap

@@ -78,11 +78,11 @@ class Client:
             return self.reader.run(name_id_or_prefix, rollups=rollups)
 
     def list_pipeline_runs(
-        self, pipeline_name: str | None = None, *, size: int | None = None
+        self, pipeline_name: str | None = None, *, size: int | None = None, rollups: bool = True
     ) -> list[RunView]:
-        """Runs, newest first, optionally of one pipeline (at most ``size``)."""
+        """Runs, newest first, optionally of one pipeline (at most ``size``), with rollups."""
         with self._lock:
-            return self.reader.list_runs(pipeline_name, limit=size)
+            return self.reader.list_runs(pipeline_name, limit=size, rollups=rollups)
 
     def get_run_step(self, step_run_id: str | uuid.UUID) -> StepView:
         with self._lock:

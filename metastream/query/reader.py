@@ -250,9 +250,9 @@ class Reader:
         )
 
     def list_runs(
-        self, pipeline_name: str | None = None, *, limit: int | None = None
+        self, pipeline_name: str | None = None, *, limit: int | None = None, rollups: bool = True
     ) -> list[RunView]:
-        """Runs, newest first, optionally of one pipeline (metadata without rollups)."""
+        """Runs, newest first, optionally of one pipeline."""
         sql = (
             "SELECT id FROM entities WHERE kind='pipeline_run' AND position IS NOT NULL"
             + (" AND pipeline_name=?" if pipeline_name is not None else "")
@@ -260,7 +260,8 @@ class Reader:
             + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
         params = (pipeline_name,) if pipeline_name is not None else ()
-        return [self.run_by_id(bytes(r[0]), rollups=False) for r in self.db.execute(sql, params)]
+        ids = [bytes(r[0]) for r in self.db.execute(sql, params)]
+        return [self.run_by_id(run_id, rollups=rollups) for run_id in ids]
 
     # -- history and "as of" -----------------------------------------------
 
