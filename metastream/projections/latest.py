@@ -354,86 +354,32 @@ class LatestProjection(Projection):
 
     @staticmethod
     def _write_latest(conn: sqlite3.Connection, values: dict[bytes, ByKey]) -> None:
-        """Write each key's next row.
-
-        Keys whose new values are all plain (not dicts) are upserted in SQL
-        without reading the current row first (most keys: metrics). A late
-        plain value that meets merged dicts cannot be settled in SQL; the
-        upsert marks its row ``all_dicts = -1`` and it is recomputed here.
-        Keys with a dict among their new values are read, merged, written.
-        """
-        plain: list[tuple[Any, ...]] = []
-        cards: dict[bytes, dict[str, list[Value]]] = {}
-        for entity, by_key in values.items():
-            for key, new in by_key.items():
-                if len(new) > 1:
-                    new.sort()
-                for value in new:
-                    if _is_map(value[1]):
-                        cards.setdefault(entity, {})[key] = new
-                        break
-                else:
-                    event_id, raw, component = new[-1]
-                    plain.append((entity, key, event_id, raw, component))
-        if plain:
-            conn.executemany(_UPSERT_PLAIN, plain)
         entities = list(values)
         current: dict[bytes, dict[str, Row]] = {}
-        recompute: list[tuple[bytes, str]] = []
         for start in range(0, len(entities), _N):
             chunk = entities[start : start + _N]
-            with_cards = [e for e in chunk if e in cards]
             for entity, key, event_id, value, all_dicts, component in conn.execute(
                 "SELECT entity, key, event_id, value, all_dicts, component FROM latest "
-                f"WHERE entity IN ({_in(len(chunk))}) AND (all_dicts < 0 OR entity IN "
-                f"({_in(len(with_cards))}))",
-                (*chunk, *with_cards),
+                f"WHERE entity IN ({_in(len(chunk))})",
+                chunk,
             ):
-                if all_dicts < 0:
-                    recompute.append((entity, key))
-                elif entity in cards and key in cards[entity]:
-                    current.setdefault(entity, {})[key] = (
-                        event_id,
-                        value,
-                        bool(all_dicts),
-                        component,
-                    )
+                current.setdefault(entity, {})[key] = (event_id, value, bool(all_dicts), component)
         out: list[tuple[Any, ...]] = []
         no_rows: dict[str, Row] = {}
-        for entity, by_key in cards.items():
+        for entity, by_key in values.items():
             rows = current.get(entity, no_rows)
             for key, new in by_key.items():
                 row = rows.get(key)
                 next_row = advance(row, new)
                 if next_row is None:
-                    recompute.append((entity, key))
-                elif next_row is not row:
+                    next_row = combine(key_values(conn, entity, key))
+                if next_row is not row:
                     out.append((entity, key, *next_row))
-        for entity, key in recompute:
-            out.append((entity, key, *combine(key_values(conn, entity, key))))
-        if out:
-            conn.executemany(
-                "INSERT OR REPLACE INTO latest(entity, key, event_id, value, all_dicts, "
-                "component) VALUES (?, ?, ?, ?, ?, ?)",
-                out,
-            )
-
-
-# A plain value wins when it is newer. When it is older, nothing changes --
-# unless the current value is merged dicts: then the raw value of the current
-# event is needed, which only the log has; all_dicts = -1 asks for a recompute.
-_UPSERT_PLAIN: Final = """
-INSERT INTO latest(entity, key, event_id, value, all_dicts, component)
-VALUES (?1, ?2, ?3, ?4, 0, ?5)
-ON CONFLICT(entity, key) DO UPDATE SET
-    all_dicts = CASE WHEN excluded.event_id > latest.event_id THEN 0 ELSE -1 END,
-    value = CASE WHEN excluded.event_id > latest.event_id THEN excluded.value
-                 ELSE latest.value END,
-    component = CASE WHEN excluded.event_id > latest.event_id THEN excluded.component
-                     ELSE latest.component END,
-    event_id = max(excluded.event_id, latest.event_id)
-WHERE excluded.event_id > latest.event_id OR latest.all_dicts = 1
-"""
+        conn.executemany(
+            "INSERT OR REPLACE INTO latest(entity, key, event_id, value, all_dicts, component) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            out,
+        )
 
 
 def entity_positions(conn: sqlite3.Connection, entity: bytes) -> list[int]:
