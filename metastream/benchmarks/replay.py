@@ -5,7 +5,9 @@ generation excluded), ``ingest_events_per_s`` (append plus every projection
 in one transaction, as the consumer does, on a separate 100k-event log),
 ``rebuild_events_per_s`` (``Store.replay`` of every projection),
 ``run_query_ms`` (median of reading one run of 100 steps x 50 keys with its
-rollups) and ``peak_rss_mb``.
+rollups), ``peak_rss_mb``, and ``raw_sqlite_insert_per_s``: plain sqlite3
+inserting the same rows into the same table in the same batches, in the
+same run, so the append figure can be read against what the machine gives.
 """
 
 from __future__ import annotations
@@ -89,6 +91,31 @@ async def _append(path: Path, n: int, batch: int, quiet: bool) -> tuple[int, flo
     return count, spent
 
 
+def _raw_sqlite(path: Path, n: int, batch: int) -> float:
+    """The ceiling: plain sqlite3 inserting the same rows into the same table, same batches."""
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+        "CREATE TABLE t(position INTEGER PRIMARY KEY, event_id BLOB NOT NULL UNIQUE,"
+        " body BLOB NOT NULL)"
+    )
+    spent = 0.0
+    try:
+        with gc_paused():
+            for chunk in _batches(generate(n, seed=5), batch):
+                rows = [(i.event.event_id, i.body) for i in chunk]
+                start = time.perf_counter()
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT INTO t(event_id, body) VALUES (?, ?)", rows)
+                db.execute("COMMIT")
+                spent += time.perf_counter() - start
+    finally:
+        db.close()
+    return n / spent
+
+
 async def _ingest(path: Path, n: int, batch: int) -> float:
     store = await Store.open(path)
     try:
@@ -134,9 +161,11 @@ def run(events: int = 1_000_000, *, batch: int = 10_000, quiet: bool = False) ->
         query_ms = _query_ms(db)
         size_mb = db.stat().st_size / 1e6
         ingest = asyncio.run(_ingest(Path(tmp) / "ingest.db", min(events, 100_000), 1000))
+        raw = _raw_sqlite(Path(tmp) / "raw.db", min(events, 300_000), batch)
     result = {
         "events": appended,
         "append_events_per_s": round(appended / append_s),
+        "raw_sqlite_insert_per_s": round(raw),
         "ingest_events_per_s": round(ingest),
         "rebuild_events_per_s": round(rebuilt / rebuild_s),
         "run_query_ms": round(query_ms, 2),
@@ -146,6 +175,8 @@ def run(events: int = 1_000_000, *, batch: int = 10_000, quiet: bool = False) ->
     _say(
         quiet,
         f"  append   {result['append_events_per_s']:>10,} events/s   (target >= 200,000)\n"
+        f"  raw      {result['raw_sqlite_insert_per_s']:>10,} rows/s     "
+        "(plain sqlite3, same rows and batches: the ceiling)\n"
         f"  ingest   {result['ingest_events_per_s']:>10,} events/s   "
         "(append + projections, batches of 1,000)\n"
         f"  rebuild  {result['rebuild_events_per_s']:>10,} events/s   (target >= 150,000)\n"
