@@ -30,11 +30,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from metastream.errors import StoreError
 from metastream.query import Reader
 from metastream.stack.server import RedisServer
 
@@ -49,10 +52,10 @@ with pipeline_run("bench", run_name=f"bench-{mode}") as run:
         first = time.time()
         start = time.perf_counter()
         for i in range(n):
-            if rate:
-                due = start + i / rate
-                while time.perf_counter() < due:
-                    pass
+            if rate and i % 50 == 0:  # bursts of 50, sleeping until each is due
+                wait = start + i / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             t = clock()
             log_metadata({"loss": 1.0 / (i + 1), "step": i, "lr": 0.01, "phase": "train",
                           "ok": True})
@@ -150,6 +153,24 @@ def _lag(env: dict[str, str], reader: Reader, rate: float, seconds: float) -> di
     }
 
 
+@contextmanager
+def _when_ready(db: Path, consumer: subprocess.Popen[bytes]) -> Iterator[Reader]:
+    """A reader of the consumer's database, once the consumer has created it."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            reader = Reader(db)
+            break
+        except StoreError:
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the consumer did not start") from None
+            time.sleep(0.05)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
 def _raw_xadd(url: str, n: int = 200_000, chunk: int = 500) -> int:
     client = redis.Redis.from_url(url)
     stream = f"bench:raw:{uuid.uuid4().hex}"
@@ -182,13 +203,7 @@ def run(
             stderr=subprocess.DEVNULL,
         )
         try:
-            db = home / "metastream.db"
-            deadline = time.monotonic() + 30
-            while not db.exists():
-                if consumer.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the consumer did not start")
-                time.sleep(0.05)
-            with Reader(db) as reader:
+            with _when_ready(home / "metastream.db", consumer) as reader:
                 _say(quiet, f"e2e benchmark: {events:,} events through Redis and a consumer")
                 result = _throughput(env, reader, events)
                 _say(quiet, f"  lag at a steady {rate:,.0f} events/s for {seconds:g} s")
