@@ -177,6 +177,12 @@ def prepare_value(value: Any, key: str = "value") -> Any:
         ) from None
 
 
+# Keys already found valid (str, non-empty, no ':', short): most calls log the
+# same few metric names, and a set lookup is cheaper than the checks.
+_good_keys: set[str] = set()
+_GOOD_KEYS_MAX: Final = 100_000
+
+
 def prepare_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``metadata`` and return a dict the encoder writes without loss.
 
@@ -189,9 +195,12 @@ def prepare_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         metadata = dict(metadata)
     out: dict[str, Any] | None = None
+    known = _good_keys
     for key, value in metadata.items():
-        if type(key) is not str or not key or ":" in key or len(key) > MAX_KEY_LENGTH:
+        if key not in known:
             check_key(key)
+            if len(known) < _GOOD_KEYS_MAX:
+                known.add(key)
         cls = type(value)
         if cls in _LEAF_TYPES or (cls is int and _INT_MIN <= value <= _INT_MAX):
             continue
