@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p2 = which.add_parser("producer", help="the cost of one publish while the sender is busy")
     p2.add_argument("--events", type=int, default=200_000, metavar="N")
     p2.set_defaults(handler=_producer)
+    c = which.add_parser("consumer", help="one consumer ingesting a pre-filled stream")
+    c.add_argument("--events", type=int, default=100_000, metavar="N")
+    c.add_argument("--max-records", type=int, default=1000)
+    c.add_argument("--runs", type=int, default=3)
+    c.set_defaults(handler=_consumer)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -47,3 +52,19 @@ def _producer(args: argparse.Namespace) -> int:
     from metastream.benchmarks import producer
 
     return producer.main([str(args.events)])
+
+
+def _consumer(args: argparse.Namespace) -> int:
+    from metastream.benchmarks import consumer
+
+    consumer.main(
+        [
+            "--events",
+            str(args.events),
+            "--max-records",
+            str(args.max_records),
+            "--runs",
+            str(args.runs),
+        ]
+    )
+    return 0

@@ -1,12 +1,12 @@
 """Consumer throughput: a stream pre-filled with N events, ingested by one consumer.
 
-    python -m tests.bench_consumer [--events 100000] [--max-records 1000] [--runs 3]
+    metastream bench consumer [--events 100000] [--max-records 1000] [--runs 3]
 
 Starts its own Redis server (the packaged binary, a free port, a temporary
 directory), fills a stream with pipelined XADDs (one ``RunStarted`` per 100
 runs, the rest ``MetadataLogged`` with three keys), then times a consumer
 from its start until every entry is committed, projected and acked. Not a
-test: pytest does not collect it.
+test. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -77,12 +77,12 @@ def one_run(url: str, bodies: list[bytes], max_records: int, work: Path) -> floa
         client.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--max-records", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     bodies = events(args.events)
     size = sum(map(len, bodies)) // len(bodies)
     with tempfile.TemporaryDirectory() as tmp:
