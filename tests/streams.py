@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +82,40 @@ async def wait_for(predicate: Callable[[], bool], within: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within} s waiting for {predicate}")
         await asyncio.sleep(0.02)
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``predicate()`` becomes true within ``timeout`` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``metastream ARGS`` in a process of its own, with this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "metastream", *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def stop_stack_left_in(home: Path) -> None:
+    """Stop whatever a ``stack.json`` under ``home`` says is still running."""
+    from metastream.stack.server import stop_pid
+
+    stack_file = home / "stack.json"
+    if stack_file.exists():
+        record = json.loads(stack_file.read_text())
+        for key in ("consumer_pid", "server_pid"):
+            if isinstance(record.get(key), int):
+                stop_pid(record[key], timeout=20)
 
 
 def wait_for_sync(

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from metastream.query.views import RunView
 from metastream.schemas import DType, Path, StorageSize, Uri
 
 
@@ -90,3 +91,18 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def when(value: datetime.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def run_header(run: RunView) -> dict[str, str]:
+    """The lines above a run's metadata, as ``metastream show run`` prints them."""
+    header = {
+        "run": run.name,
+        "id": str(run.id),
+        "pipeline": run.pipeline_name or "-",
+        "status": run.status or "-",
+        "started": when(run.created),
+        "finished": when(run.finished),
+    }
+    if run.error:
+        header["error"] = run.error
+    return header

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from metastream.cli.common import ProgressBar, require_db, settings
-from metastream.cli.render import metadata_lines, show_value, table, when
+from metastream.cli.render import metadata_lines, run_header, show_value, table, when
 from metastream.projections import Store
 from metastream.query import Reader
 from metastream.schemas import MetadataLogged, decode_event
@@ -132,16 +132,7 @@ def _describe(
 ) -> tuple[dict[str, str], dict[str, Any], tuple[list[str], list[list[str]]] | None]:
     if args.kind == "run":
         run = reader.run_by_id(entity, rollups=not args.no_rollups)
-        header = {
-            "run": run.name,
-            "id": str(run.id),
-            "pipeline": run.pipeline_name or "-",
-            "status": run.status or "-",
-            "started": when(run.created),
-            "finished": when(run.finished),
-        }
-        if run.error:
-            header["error"] = run.error
+        header = run_header(run)
         rows = [
             [s.name, s.status or "-", when(s.created), str(len(s.run_metadata))]
             for s in run.steps.values()

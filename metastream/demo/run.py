@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Final
 
-from metastream.cli.render import metadata_lines, show_value, table, when
+from metastream.cli.render import metadata_lines, run_header, show_value, table, when
 from metastream.config import Settings
 from metastream.errors import EventRejected, MetastreamError, ReferenceNotFound, StoreError
 from metastream.pipelines import LogHandle, Model, log_metadata
@@ -294,17 +294,7 @@ def _not_visible_yet(client: Client, runs: Sequence[DemoRun], model: str) -> str
 
 def run_lines(run: RunView) -> list[str]:
     """A run as ``metastream show run`` prints it."""
-    header = {
-        "run": run.name,
-        "id": str(run.id),
-        "pipeline": run.pipeline_name or "-",
-        "status": run.status or "-",
-        "started": when(run.created),
-        "finished": when(run.finished),
-    }
-    if run.error:
-        header["error"] = run.error
-    lines = [f"{key + ':':<10} {value}" for key, value in header.items()]
+    lines = [f"{key + ':':<10} {value}" for key, value in run_header(run).items()]
     lines.append("metadata:")
     lines.extend(metadata_lines(run.run_metadata))
     rows = [

@@ -7,10 +7,7 @@ is cleared, so the demo starts its own stack on a free port.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,32 +16,17 @@ import pytest
 from metastream import Client, DType, StorageSize, Uri
 from metastream import Path as MetaPath
 from metastream.config import Settings
-from metastream.stack.server import pid_alive, stop_pid
+from metastream.stack.server import pid_alive
+from tests.streams import cli, stop_stack_left_in
 
 pytestmark = pytest.mark.redis
-
-
-def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "metastream", *args],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture
 def demo_home(home: Path) -> Iterator[Path]:
     """METASTREAM_HOME for the demo; whatever was left running is stopped afterwards."""
     yield home
-    stack_file = home / "stack.json"
-    if stack_file.exists():
-        record = json.loads(stack_file.read_text())
-        for key in ("consumer_pid", "server_pid"):
-            if isinstance(record.get(key), int):
-                stop_pid(record[key], timeout=20)
+    stop_stack_left_in(home)
 
 
 def run_names(out: str) -> list[str]:

@@ -23,6 +23,7 @@ from metastream.producer import Producer, sender
 from metastream.producer.spool import SUFFIX
 from metastream.schemas import ById, MetadataLogged, decode_event, encode_event, prepare_metadata
 from metastream.stack.server import RedisServer, free_port
+from tests.streams import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -55,15 +56,6 @@ def stream_bodies(client: redis.Redis, stream: str) -> list[bytes]:
     fields = {tuple(sorted(f)) for _, f in entries}
     assert fields <= {(DATA_FIELD.encode(),)}, f"unexpected fields: {fields}"
     return [f[DATA_FIELD.encode()] for _, f in entries]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def events(n: int, tag: str = "e") -> list[bytes]:
@@ -150,7 +142,7 @@ def test_a_full_batch_goes_out_without_waiting_for_the_linger(
     for body in events(100):
         producer.publish(body)
 
-    assert wait_for(lambda: redis_client.xlen(stream) == 100, timeout=5)
+    assert eventually(lambda: redis_client.xlen(stream) == 100, timeout=5)
 
 
 def test_many_threads_publishing_at_once(
@@ -216,9 +208,9 @@ def test_spool_from_an_unreachable_time_is_sent_in_order_and_removed(
 
     online = make_producer(redis_url=redis_url)  # claims the orphan as it starts
 
-    assert wait_for(lambda: redis_client.xlen(stream) >= len(bodies))
+    assert eventually(lambda: redis_client.xlen(stream) >= len(bodies))
     assert stream_bodies(redis_client, stream) == bodies
-    assert wait_for(lambda: not list(settings.spool_dir.iterdir()))
+    assert eventually(lambda: not list(settings.spool_dir.iterdir()))
     assert online.stats.resent == len(bodies)
     assert offline.stats.spooled == len(bodies)
 
@@ -247,7 +239,7 @@ def test_the_local_stack_is_found_when_it_comes_up(
     for body in after:
         producer.publish(body)
 
-    assert wait_for(lambda: redis_client.xlen(stream) == 200, timeout=10)
+    assert eventually(lambda: redis_client.xlen(stream) == 200, timeout=10)
     assert producer.flush(5)
     assert Counter(stream_bodies(redis_client, stream)) == Counter(before + after)
     stats = producer.stats  # "after" went straight out, or through the spool if published
@@ -268,11 +260,11 @@ def test_refused_events_are_spooled_and_sent_once_redis_accepts_them(
     for body in bodies:
         producer.publish(body)
 
-    assert wait_for(lambda: producer.stats.spooled == 50 and producer.stats.failed >= 2)
+    assert eventually(lambda: producer.stats.spooled == 50 and producer.stats.failed >= 2)
     assert any("WRONGTYPE" in r.getMessage() for r in caplog.records if r.levelno >= 40)
     redis_client.delete(stream)
 
-    assert wait_for(lambda: redis_client.exists(stream) == 1 and redis_client.xlen(stream) >= 50)
+    assert eventually(lambda: redis_client.exists(stream) == 1 and redis_client.xlen(stream) >= 50)
     assert producer.flush(10)
     assert Counter(stream_bodies(redis_client, stream)) == Counter(bodies)
 
@@ -299,7 +291,7 @@ def test_events_the_spool_cannot_take_wait_in_memory_and_are_sent_later(
         json.dumps({"redis_url": redis_server.url, "server_pid": redis_server.pid})
     )
 
-    assert wait_for(lambda: redis_client.xlen(stream) == 30, timeout=10)
+    assert eventually(lambda: redis_client.xlen(stream) == 30, timeout=10)
     assert stream_bodies(redis_client, stream) == bodies
     assert producer.flush(5)
     assert producer.stats.pending == 0

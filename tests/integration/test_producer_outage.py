@@ -6,7 +6,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from metastream.constants import DATA_FIELD
 from metastream.producer import Producer, sender
 from metastream.schemas import ById, MetadataLogged, decode_event, encode_event, prepare_metadata
 from metastream.stack.server import RedisServer, free_port
+from tests.streams import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.redis
 @pytest.fixture(autouse=True)
 def _fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sender, "_warned_unreachable", False)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def event_ids_in(url: str, stream: str) -> Counter[bytes]:
@@ -80,7 +71,7 @@ def test_redis_stopped_and_restarted_while_publishing(
         time.sleep(0.3)
         running = False
         publisher.join()
-        assert wait_for(lambda: producer.flush(1), timeout=20), producer.stats
+        assert eventually(lambda: producer.flush(1), timeout=20), producer.stats
         arrived = event_ids_in(server.url, stream)
         stats = producer.stats
     finally:
@@ -124,8 +115,8 @@ def test_a_stalled_redis_sends_the_overflow_to_the_spool_and_loses_nothing(
         for body in bodies[1:]:
             producer.publish(body)
         elapsed = time.perf_counter() - started
-        assert wait_for(lambda: producer.stats.spooled > 0, timeout=1), producer.stats
-        assert wait_for(lambda: producer.flush(1), timeout=20), producer.stats
+        assert eventually(lambda: producer.stats.spooled > 0, timeout=1), producer.stats
+        assert eventually(lambda: producer.flush(1), timeout=20), producer.stats
         arrived = Counter(
             fields[DATA_FIELD.encode()] for _, fields in admin.xrange(stream, count=100_000)
         )

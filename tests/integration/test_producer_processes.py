@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from metastream.producer import Producer, default, get_producer, sender
 from metastream.producer.records import HEADER
 from metastream.producer.spool import SUFFIX
 from metastream.stack.server import free_port
+from tests.streams import eventually
 
 pytestmark = [
     pytest.mark.redis,
@@ -68,15 +68,6 @@ def process_wide(
 
 def stream_bodies(client: redis.Redis, stream: str) -> list[bytes]:
     return [f[DATA_FIELD.encode()] for _, f in client.xrange(stream)]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def _exit_code(pid: int) -> int:
@@ -157,7 +148,7 @@ def test_a_multiprocessing_child_sends_its_events_without_flushing(
 
     assert child.exitcode == 0
     assert get_producer().flush(10)
-    assert wait_for(lambda: redis_client.xlen(stream) == 201)
+    assert eventually(lambda: redis_client.xlen(stream) == 201)
     wanted = [b"parent"] + [b"mp-%d" % i for i in range(200)]
     assert Counter(stream_bodies(redis_client, stream)) == Counter(wanted)
 
@@ -192,8 +183,8 @@ def test_a_process_exiting_with_unsent_events_spools_them_for_the_next_producer(
 
     nxt = Producer(settings, redis_url=redis_url, stream=stream)
     try:
-        assert wait_for(lambda: redis_client.xlen(stream) == 500)
-        assert wait_for(lambda: not list(settings.spool_dir.iterdir()))
+        assert eventually(lambda: redis_client.xlen(stream) == 500)
+        assert eventually(lambda: not list(settings.spool_dir.iterdir()))
     finally:
         nxt.close(timeout=1)
     assert stream_bodies(redis_client, stream) == [b"exiting-%d" % i for i in range(500)]
@@ -265,8 +256,8 @@ def test_a_killed_process_spool_is_sent_by_the_next_producer_torn_tail_and_all(
     caplog.set_level(logging.WARNING, logger="metastream.producer")
     nxt = Producer(settings, redis_url=redis_url, stream=stream)
     try:
-        assert wait_for(lambda: redis_client.xlen(stream) >= 400)
-        assert wait_for(lambda: not path.exists())
+        assert eventually(lambda: redis_client.xlen(stream) >= 400)
+        assert eventually(lambda: not path.exists())
     finally:
         nxt.close(timeout=1)
 

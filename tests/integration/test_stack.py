@@ -7,9 +7,6 @@ the test's tmp_path, on a free port.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,32 +16,16 @@ import redis
 from metastream import config
 from metastream.config import Settings
 from metastream.stack.server import pid_alive, stop_pid
-from tests.streams import fill, head, run_events, wait_for_sync
+from tests.streams import cli, fill, head, run_events, stop_stack_left_in, wait_for_sync
 
 pytestmark = pytest.mark.redis
-
-
-def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "metastream", *args],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture
 def stack_home(home: Path) -> Iterator[Path]:
     """METASTREAM_HOME for a stack; whatever it left running is stopped afterwards."""
     yield home
-    stack_file = home / "stack.json"
-    if stack_file.exists():
-        record = json.loads(stack_file.read_text())
-        for key in ("consumer_pid", "server_pid"):
-            if isinstance(record.get(key), int):
-                stop_pid(record[key], timeout=20)
+    stop_stack_left_in(home)
 
 
 def test_up_detach_status_and_down(stack_home: Path) -> None:
