@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 class ModelVersionContext:
     model: Model
     id: uuid.UUID
-    registered: bool = False
 
 
 @dataclass
@@ -71,8 +70,6 @@ class StepState:
     """Where ``log_metadata`` with no target goes: this step run."""
     outputs: list[str] | None = None
     """Output names when known before the step returns (declared or annotated)."""
-    artifact_names: dict[str, str] = field(default_factory=dict)
-    """Output name -> artifact name, for outputs named by the user."""
     produced: list[Output] = field(default_factory=list)
     """What the step returned, set when it returns."""
     artifact_metadata: list[tuple[str | None, bytes, dict[str, Any], Deferred]] = field(
@@ -149,7 +146,9 @@ class StepContext:
                 f"step {self._state.name!r} has no output {name!r} (its outputs: "
                 f"{', '.join(outputs) or 'none'})"
             )
-        return str(output_uri(self._state, name))
+        directory = output_uri(self._state, name)
+        directory.mkdir(parents=True, exist_ok=True)
+        return str(directory)
 
     def get_output_materializer(self, output_name: str | None = None) -> Any:
         raise NotImplementedError(

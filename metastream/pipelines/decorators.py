@@ -40,19 +40,18 @@ class Step(Generic[R]):
         self._declared = declared_outputs(func)
 
     def __call__(self, *args: Any, id: str | None = None, **kwargs: Any) -> R:
-        invocation = id
-        if invocation is not None and not isinstance(invocation, str):
-            raise TypeError(f"step {self.name!r}: id= must be a str, got {invocation!r}")
+        if id is not None and not isinstance(id, str):
+            raise TypeError(f"step {self.name!r}: id= must be a str, got {id!r}")
         run = current_run.get()
         if run is None:  # a step on its own: record it as a one-step pipeline
             with pipeline_run(self.name, model=self.model):
                 return self(*args, id=id, **kwargs)
         with step_run(
             run,
-            invocation or self.name,
+            id or self.name,
             model=self.model,
             declared=self._declared,
-            explicit_name=invocation is not None,
+            explicit_name=id is not None,
         ) as state:
             result = self.entrypoint(*args, **kwargs)
             state.produced = produced_outputs(result, self._declared)

@@ -5,12 +5,21 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from metastream import producer
 from metastream.config import Settings
-from metastream.schemas import Event, Target, check_sizes, encode_event
+from metastream.schemas import (
+    Event,
+    MetadataLogged,
+    Target,
+    check_sizes,
+    encode_event,
+    new_id,
+)
 
 log = logging.getLogger("metastream")
 
@@ -27,11 +36,41 @@ def publish(event: Event) -> bytes:
     return event.event_id
 
 
-def encoded_within_limit(metadata: dict[str, object], body: bytes) -> None:
-    """Raise ``ValueError`` naming a value over the size limit (cheap when none is)."""
+def check_size(metadata: dict[str, Any], encoded_size: int) -> None:
+    """Raise ``ValueError`` naming a value over the size limit.
+
+    ``encoded_size`` is the size of something holding every value: when it is
+    within the limit, so is each value, and nothing more is encoded.
+    """
     limit = settings().max_value_bytes
-    if len(body) > limit:
+    if encoded_size > limit:
         check_sizes(metadata, limit)
+
+
+def publish_metadata(
+    target: Target,
+    metadata: dict[str, Any],
+    *,
+    component: str | None = None,
+    event_id: bytes | None = None,
+) -> bytes:
+    """Publish prepared ``metadata`` for ``target``; returns the event's id.
+
+    Every metadata event goes through here: ``log_metadata``, stack
+    components, and artifact metadata held until the step's outputs exist.
+    Raises ``ValueError`` (and publishes nothing) for a value over the limit.
+    """
+    event = MetadataLogged(
+        event_id=event_id or new_id(),
+        ts=time.time(),
+        target=target,
+        metadata=metadata,
+        component=component,
+    )
+    body = encode_event(event)
+    check_size(metadata, len(body))
+    producer.get_producer().publish(body)
+    return event.event_id
 
 
 @dataclass

@@ -27,21 +27,19 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from metastream import producer
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
 from metastream.pipelines.context import current_step
-from metastream.pipelines.emit import Deferred, LogHandle, encoded_within_limit, publish, settings
+from metastream.pipelines.emit import Deferred, LogHandle, check_size, publish_metadata, settings
 from metastream.pipelines.runs import local_names
 from metastream.schemas import (
     ArtifactByName,
     ById,
-    MetadataLogged,
     ModelByName,
     RunByName,
     StepByName,
     Target,
     as_uuid,
-    encode_event,
+    encode_value,
     new_id,
     prepare_metadata,
 )
@@ -198,11 +196,7 @@ def _inferred_model() -> ById:
 
 
 def _publish(target: Target, prepared: dict[str, Any]) -> LogHandle:
-    event = MetadataLogged(event_id=new_id(), ts=time.time(), target=target, metadata=prepared)
-    body = encode_event(event)
-    encoded_within_limit(prepared, body)
-    producer.get_producer().publish(body)
-    return LogHandle((event.event_id,), target)
+    return LogHandle((publish_metadata(target, prepared),), target)
 
 
 def _defer(prepared: dict[str, Any], artifact_name: str | None) -> LogHandle:
@@ -225,16 +219,12 @@ def _defer(prepared: dict[str, Any], artifact_name: str | None) -> LogHandle:
                 f"{len(outputs) or 'no'} outputs ({', '.join(outputs) or 'none'}); pass "
                 "artifact_name= to choose one"
             )
-    encoded_within_limit(prepared, encode_event(_probe(prepared)))
+    check_size(prepared, len(encode_value(prepared)))
     event_id = new_id()
     deferred = Deferred()
     state.artifact_metadata.append((artifact_name, event_id, prepared, deferred))
     where = f"output {artifact_name or '(the only one)'} of step {state.name!r}"
     return LogHandle((event_id,), where, deferred)
-
-
-def _probe(prepared: dict[str, Any]) -> MetadataLogged:
-    return MetadataLogged(target=ById(kind="step_run", id=uuid.UUID(int=0)), metadata=prepared)
 
 
 # -- checking names outside a step ---------------------------------------------
@@ -298,4 +288,4 @@ def check_reference(target: Target, wait: float = 1.0) -> None:
             time.sleep(0.05)
 
 
-__all__ = ["FORMS", "check_reference", "log_metadata", "publish"]
+__all__ = ["FORMS", "check_reference", "log_metadata"]

@@ -26,13 +26,12 @@ from metastream.pipelines.context import (
     current_step,
     output_uri,
 )
-from metastream.pipelines.emit import log, publish, settings
+from metastream.pipelines.emit import log, publish, publish_metadata, settings
 from metastream.pipelines.model import Model
 from metastream.pipelines.outputs import Output
 from metastream.schemas import (
     ArtifactVersionRegistered,
     ById,
-    MetadataLogged,
     MetadataType,
     ModelVersionRegistered,
     RunFinished,
@@ -55,7 +54,6 @@ class LocalNames:
         self.lock = threading.Lock()
         self.runs: dict[str, uuid.UUID] = {}
         self.steps: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-        self.artifacts: set[tuple[str, str]] = set()
         self.models: set[tuple[str, str]] = set()
 
 
@@ -78,12 +76,15 @@ def _component_metadata(
     target: Target,
     where: str,
 ) -> None:
-    """Log what a component contributes; a failing component is skipped with a warning."""
+    """Log what a component contributes; a failing component is skipped with a warning.
+
+    So is one that returns what ``log_metadata`` would refuse (a bad key, an
+    unsupported type, a value over the size limit).
+    """
     try:
         metadata = call()
-        if not metadata:
-            return
-        prepared = prepare_metadata(metadata)
+        if metadata:
+            publish_metadata(target, prepare_metadata(metadata), component=component.name)
     except Exception as exc:
         log.warning(
             "metastream: stack component %r failed to give %s metadata and is skipped: %s",
@@ -91,8 +92,6 @@ def _component_metadata(
             where,
             describe_error(exc),
         )
-        return
-    publish(MetadataLogged(target=target, metadata=prepared, component=component.name))
 
 
 def _model_version(run: RunContext, model: Model | None) -> ModelVersionContext | None:
@@ -144,7 +143,6 @@ class PipelineRun:
         *,
         model: Model | None = None,
         outputs: Sequence[str] | None = None,
-        components: Sequence[StackComponent] = (),
     ) -> Iterator[StepContext]:
         """Run a step of this run: ``with run.step("train") as step: ...``.
 
@@ -236,7 +234,6 @@ def step_run(
         model=_model_version(run, model) if model is not None else run.model,
     )
     state.outputs = None if declared is None else [o.name for o in declared]
-    state.artifact_names = {o.name: o.artifact for o in declared or () if o.artifact}
     started = datetime.datetime.now(datetime.UTC)
     with local_names.lock:
         local_names.steps[(run.id, state.name)] = state.id
@@ -274,18 +271,9 @@ def step_run(
         publish(StepFinished(step_id=state.id, status=status, error=error))
 
 
-def _artifact_name(state: StepState, output: str) -> str:
-    return state.artifact_names.get(output) or (
-        f"{state.run.pipeline_name}::{state.name}::{output}"
-    )
-
-
 def _register_outputs(state: StepState) -> None:
     """Each produced output becomes an artifact version, with its buffered metadata."""
     produced = [o.name for o in state.produced]
-    for output in state.produced:
-        if output.artifact:
-            state.artifact_names[output.name] = output.artifact
     wanted = {o for o, _, _, _ in state.artifact_metadata}
     if None in wanted and len(produced) != 1:
         _discard_buffered(state, "the step did not produce exactly one output")
@@ -302,26 +290,22 @@ def _register_outputs(state: StepState) -> None:
             f"{state.name!r}: the step's outputs are {', '.join(produced) or 'none'}"
         )
     ids: dict[str, uuid.UUID] = {}
-    for output_name in produced:
-        ids[output_name] = new_uuid()
+    for output in state.produced:
+        ids[output.name] = new_uuid()
         publish(
             ArtifactVersionRegistered(
-                artifact_version_id=ids[output_name],
-                name=_artifact_name(state, output_name),
+                artifact_version_id=ids[output.name],
+                # an output's artifact is named by Annotated, else after the step
+                name=output.artifact or f"{state.run.pipeline_name}::{state.name}::{output.name}",
                 run_id=state.run.id,
                 step_id=state.id,
-                uri=str(output_uri(state, output_name)),
+                uri=str(output_uri(state, output.name)),
             )
         )
     for wanted_output, event_id, metadata, deferred in state.artifact_metadata:
         chosen = wanted_output if wanted_output is not None else produced[0]
-        publish(
-            MetadataLogged(
-                event_id=event_id,
-                target=ById(kind="artifact_version", id=ids[chosen]),
-                metadata=metadata,
-            )
-        )
+        target = ById(kind="artifact_version", id=ids[chosen])
+        publish_metadata(target, metadata, event_id=event_id)  # sizes checked at the call
         deferred.published.set()
     state.artifact_metadata.clear()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -258,5 +259,6 @@ def test_the_step_context_inside_a_step(published: Published) -> None:
     assert seen["run_id"] == run.id
     assert seen["step"] == "train"
     assert seen["uri"].endswith("artifacts/training/run-7/train/output")
+    assert Path(seen["uri"]).is_dir()  # ready to write the output into
     with pytest.raises(RuntimeError, match="only available inside a step"):
         get_step_context()

@@ -376,6 +376,25 @@ def test_a_failing_component_is_skipped_with_a_warning(
     assert published.metadata == []
 
 
+class Oversized(StackComponent):
+    def get_pipeline_run_metadata(self, run_id: uuid.UUID) -> dict[str, MetadataType]:
+        return {"huge": "x" * 70_000}
+
+
+def test_a_component_value_over_the_size_limit_is_skipped_with_a_warning(
+    published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    @pipeline(components=[Oversized()])
+    def p() -> None:
+        pass
+
+    with caplog.at_level(logging.WARNING):
+        assert p().status == "completed"
+    assert "stack component 'oversized' failed to give pipeline run metadata" in caplog.text
+    assert "'huge'" in caplog.text
+    assert published.metadata == []
+
+
 def test_the_git_component(tmp_path: Path, published: Published) -> None:
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
