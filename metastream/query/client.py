@@ -152,14 +152,14 @@ class Client:
         ids = list(handle.event_ids)
         while True:
             with self._lock:
-                rejected = self.reader.rejected(ids)
-                if rejected:
-                    raise EventRejected(
-                        f"metadata for {handle.target} was rejected: {rejected[0].reason}"
-                    )
+                set_aside = self.reader.set_aside(ids)
                 positions = self.reader.positions_of(ids)
                 applied = self.reader.applied_through()
-                waiting = [s for s in self.reader.set_aside() if s.event_id.bytes in ids]
+            if set_aside and set_aside[0].rejected:
+                raise EventRejected(
+                    f"metadata for {handle.target} was rejected: {set_aside[0].reason}"
+                )
+            waiting = set_aside
             if len(positions) == len(ids) and max(positions.values()) <= applied and not waiting:
                 return
             if time.monotonic() >= deadline:

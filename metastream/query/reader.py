@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
-from metastream.projections import positions as pos
-from metastream.projections.latest import Value, combine
+from metastream.eventlog import sqlite as logdb
+from metastream.projections.latest import Value, combine, entity_positions
 from metastream.projections.resolve import NOW, Rejected, Resolved, resolve, run_sync
 from metastream.query.views import (
     ArtifactVersionView,
@@ -43,7 +43,8 @@ from metastream.schemas import (
     decode_value,
 )
 
-_PARAMS = 900
+_PARAMS = logdb.SQL_PARAMS
+_in = logdb.placeholders
 
 
 def _uuid(raw: bytes | None) -> uuid.UUID | None:
@@ -141,7 +142,7 @@ class Reader:
             chunk = entities[start : start + _PARAMS]
             rows = self.db.execute(
                 "SELECT entity, key, value FROM latest WHERE entity IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY entity, key",
+                f"({_in(len(chunk))}) ORDER BY entity, key",
                 chunk,
             )
             for entity, key, value in rows:
@@ -266,19 +267,8 @@ class Reader:
     # -- history and "as of" -----------------------------------------------
 
     def _events_of(self, entity: bytes) -> Iterable[tuple[int, StoredEvent]]:
-        positions: list[int] = []
-        for bucket, packed in self.db.execute(
-            "SELECT bucket, positions FROM history WHERE entity=? ORDER BY bucket", (entity,)
-        ):
-            positions.extend(pos.unpack(bucket, bytes(packed)))
-        for start in range(0, len(positions), _PARAMS):
-            chunk = positions[start : start + _PARAMS]
-            for position, body in self.db.execute(
-                "SELECT position, body FROM log_events WHERE position IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY position",
-                chunk,
-            ):
-                yield position, decode_stored(body)
+        for record in logdb.read_at(self.db, entity_positions(self.db, entity)):
+            yield record.position, decode_stored(record.body)
 
     def history(self, entity: bytes, key: str) -> list[HistoryEntry]:
         """Every value logged for ``key`` of ``entity``, oldest first (by event id)."""
@@ -334,79 +324,39 @@ class Reader:
 
     # -- the log and its bookkeeping ---------------------------------------
 
-    def set_aside(self) -> list[SetAside]:
-        """Events not applied: rejected ones, then those still waiting for their entity."""
-        out = [
-            SetAside(p, uuid.UUID(bytes=bytes(e)), t, r, True, json.loads(c))
-            for p, e, t, r, c in self.db.execute(
-                "SELECT position, event_id, target, reason, candidates FROM rejections "
-                "ORDER BY position"
-            )
-        ]
-        out.extend(
-            SetAside(p, uuid.UUID(bytes=bytes(e)), t, r, False, [])
-            for p, e, t, r in self.db.execute(
-                "SELECT position, event_id, target, reason FROM pending ORDER BY position"
-            )
-        )
-        return out
+    def set_aside(self, event_ids: Iterable[bytes] | None = None) -> list[SetAside]:
+        """Events not applied: rejected ones, then those still waiting for their entity.
 
-    def rejected(self, event_ids: Iterable[bytes]) -> list[SetAside]:
-        """The rejections among ``event_ids``."""
-        ids = list(event_ids)
+        With ``event_ids``, only those among them.
+        """
+        ids = None if event_ids is None else list(event_ids)
+        chunks = [ids[i : i + _PARAMS] for i in range(0, len(ids), _PARAMS)] if ids else [None]
         out: list[SetAside] = []
-        for start in range(0, len(ids), _PARAMS):
-            chunk = ids[start : start + _PARAMS]
-            out.extend(
-                SetAside(p, uuid.UUID(bytes=bytes(e)), t, r, True, json.loads(c))
-                for p, e, t, r, c in self.db.execute(
-                    "SELECT position, event_id, target, reason, candidates FROM rejections "
-                    f"WHERE event_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
+        for table, candidates, rejected in (
+            ("rejections", "candidates", True),
+            ("pending", "'[]'", False),
+        ):
+            for chunk in chunks:
+                where = "" if chunk is None else f" WHERE event_id IN ({_in(len(chunk))})"
+                out.extend(
+                    SetAside(p, uuid.UUID(bytes=e), t, r, rejected, json.loads(c))
+                    for p, e, t, r, c in self.db.execute(
+                        f"SELECT position, event_id, target, reason, {candidates} FROM {table}"
+                        f"{where} ORDER BY position",
+                        chunk or (),
+                    )
                 )
-            )
         return out
-
-    def events(self, after: int = 0, limit: int = 100) -> list[tuple[int, StoredEvent]]:
-        return [
-            (position, decode_stored(body))
-            for position, body in self.db.execute(
-                "SELECT position, body FROM log_events WHERE position > ? ORDER BY position "
-                "LIMIT ?",
-                (after, limit),
-            )
-        ]
 
     def bodies(self, after: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
-        return [
-            (p, bytes(b))
-            for p, b in self.db.execute(
-                "SELECT position, body FROM log_events WHERE position > ? ORDER BY position "
-                "LIMIT ?",
-                (after, limit),
-            )
-        ]
+        """``(position, body)`` of up to ``limit`` events after ``after``."""
+        return logdb.read_bodies(self.db, after, limit)
 
     def head(self) -> int:
-        return int(self.db.execute("SELECT max(position) FROM log_events").fetchone()[0] or 0)
+        return logdb.head(self.db)
 
     def checkpoints(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, position FROM checkpoints ORDER BY name"))
-
-    def contains(self, event_ids: Iterable[bytes]) -> set[bytes]:
-        ids = list(event_ids)
-        found: set[bytes] = set()
-        for start in range(0, len(ids), _PARAMS):
-            chunk = ids[start : start + _PARAMS]
-            found.update(
-                bytes(r[0])
-                for r in self.db.execute(
-                    "SELECT event_id FROM log_events WHERE event_id IN "
-                    f"({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-            )
-        return found
 
     def applied_through(self) -> int:
         """The position up to which every projection has applied the log."""
@@ -414,6 +364,7 @@ class Reader:
         return int(row[0] or 0)
 
     def positions_of(self, event_ids: Iterable[bytes]) -> dict[bytes, int]:
+        """The log positions of those of ``event_ids`` that are in the log."""
         ids = list(event_ids)
         out: dict[bytes, int] = {}
         for start in range(0, len(ids), _PARAMS):
@@ -421,8 +372,8 @@ class Reader:
             out.update(
                 (bytes(e), p)
                 for e, p in self.db.execute(
-                    "SELECT event_id, position FROM log_events WHERE event_id IN "
-                    f"({','.join('?' * len(chunk))})",
+                    "SELECT event_id, position FROM log_events "
+                    f"WHERE event_id IN ({_in(len(chunk))})",
                     chunk,
                 )
             )

@@ -132,7 +132,7 @@ async def test_an_entry_delivered_too_often_is_dead_lettered(
         f"delivered {s.max_deliveries + 4} times, more than the limit of {s.max_deliveries}"
     )
     assert dead.original == {b"__data__": bodies[2]}
-    assert set(Reader(s.db).contains([decode_stored(b).event_id for b in bodies])) == {
+    assert set(Reader(s.db).positions_of([decode_stored(b).event_id for b in bodies])) == {
         decode_stored(b).event_id for b in bodies[:2]
     }
 
