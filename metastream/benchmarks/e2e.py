@@ -37,6 +37,7 @@ from typing import Any
 
 import redis
 
+from metastream.benchmarks import say
 from metastream.errors import StoreError
 from metastream.query import Reader
 from metastream.stack.server import RedisServer
@@ -64,11 +65,6 @@ with pipeline_run("bench", run_name=f"bench-{mode}") as run:
 flush(120)
 print(json.dumps({"first": first, "published": published, "calls": sorted(calls)}))
 """
-
-
-def _say(quiet: bool, text: str) -> None:
-    if not quiet:
-        print(text, file=sys.stderr, flush=True)
 
 
 def _env(url: str, home: Path, stream: str) -> dict[str, str]:
@@ -204,9 +200,9 @@ def run(
         )
         try:
             with _when_ready(home / "metastream.db", consumer) as reader:
-                _say(quiet, f"e2e benchmark: {events:,} events through Redis and a consumer")
+                say(quiet, f"e2e benchmark: {events:,} events through Redis and a consumer")
                 result = _throughput(env, reader, events)
-                _say(quiet, f"  lag at a steady {rate:,.0f} events/s for {seconds:g} s")
+                say(quiet, f"  lag at a steady {rate:,.0f} events/s for {seconds:g} s")
                 result.update(_lag(env, reader, rate, seconds))
             result["raw_xadd_per_s"] = _raw_xadd(server.url)
         finally:
@@ -214,7 +210,7 @@ def run(
             consumer.wait(60)
             server.stop()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    _say(
+    say(
         quiet,
         f"  producer call   median {result['producer_call_median_us']} µs, "
         f"p99 {result['producer_call_p99_us']} µs   (targets <= 5 and <= 50)\n"

@@ -16,14 +16,15 @@ import asyncio
 import json
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from metastream.benchmarks import say
 from metastream.benchmarks.synthetic import generate, one_big_run
+from metastream.cli.common import ProgressBar
 from metastream.eventlog import Incoming, SqliteEventLog, connect
 from metastream.projections import Store
 from metastream.projections.store import gc_paused
@@ -43,36 +44,12 @@ def _batches(events: Iterator[Event], size: int) -> Iterator[list[Incoming]]:
         yield batch
 
 
-def _say(quiet: bool, text: str) -> None:
-    if not quiet:
-        print(text, file=sys.stderr, flush=True)
-
-
-class _Bar:
-    def __init__(self, label: str, quiet: bool) -> None:
-        self.label, self.quiet, self.last = label, quiet, 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.quiet or (now - self.last < 0.5 and done < total):
-            return
-        self.last = now
-        width = 30
-        filled = width * done // max(total, 1)
-        print(
-            f"\r  {self.label} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
-            end="" if done < total else "\n",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 async def _append(path: Path, n: int, batch: int, quiet: bool) -> tuple[int, float]:
     db = await connect(path)
     log = SqliteEventLog(db)
     spent = 0.0
     count = 0
-    bar = _Bar("append ", quiet)
+    bar = ProgressBar("  append ", enabled=not quiet)
     try:
         with gc_paused():
             events = generate(n)
@@ -133,7 +110,7 @@ async def _rebuild(path: Path, quiet: bool) -> tuple[int, float]:
     store = await Store.open(path, catch_up=False)
     try:
         start = time.perf_counter()
-        count = await store.replay(progress=_Bar("rebuild", quiet))
+        count = await store.replay(progress=ProgressBar("  rebuild", enabled=not quiet))
         return count, time.perf_counter() - start
     finally:
         await store.close()
@@ -155,7 +132,7 @@ def _query_ms(path: Path, repeat: int = 30) -> float:
 def run(events: int = 1_000_000, *, batch: int = 10_000, quiet: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="metastream-bench-") as tmp:
         db = Path(tmp) / "bench.db"
-        _say(quiet, f"replay benchmark: {events:,} synthetic events, batches of {batch:,}")
+        say(quiet, f"replay benchmark: {events:,} synthetic events, batches of {batch:,}")
         appended, append_s = asyncio.run(_append(db, events, batch, quiet))
         rebuilt, rebuild_s = asyncio.run(_rebuild(db, quiet))
         query_ms = _query_ms(db)
@@ -172,7 +149,7 @@ def run(events: int = 1_000_000, *, batch: int = 10_000, quiet: bool = False) ->
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "db_mb": round(size_mb, 1),
     }
-    _say(
+    say(
         quiet,
         f"  append   {result['append_events_per_s']:>10,} events/s   (target >= 200,000)\n"
         f"  raw      {result['raw_sqlite_insert_per_s']:>10,} rows/s     "

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from metastream.config import Settings
-from metastream.errors import StoreError
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -42,12 +41,4 @@ class ProgressBar:
             end="\n" if finished else "",
             file=sys.stderr,
             flush=True,
-        )
-
-
-def require_db(path: Path) -> None:
-    if not path.exists():
-        raise StoreError(
-            f"no metastream database at {path} "
-            "(start the local stack with `metastream up`, or pass --db / set METASTREAM_DB)"
         )

@@ -10,10 +10,11 @@ import sys
 import uuid
 from typing import Any
 
-from metastream.cli.common import ProgressBar, require_db, settings
+from metastream.cli.common import ProgressBar, settings
 from metastream.cli.render import metadata_lines, run_header, show_value, table, when
 from metastream.projections import Store
 from metastream.query import Reader
+from metastream.query.reader import require_database
 from metastream.schemas import MetadataLogged, decode_event
 
 
@@ -74,7 +75,7 @@ def replay(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    require_db(config.db)
+    require_database(config.db)
     return asyncio.run(go())
 
 

@@ -51,16 +51,21 @@ def _uuid(raw: bytes | None) -> uuid.UUID | None:
     return None if raw is None else uuid.UUID(bytes=bytes(raw))
 
 
+def require_database(path: Path) -> None:
+    """Raise ``StoreError`` saying how to get a database, if there is none at ``path``."""
+    if not path.exists():
+        raise StoreError(
+            f"no metastream database at {path} "
+            "(start the local stack with `metastream up`, or pass --db / set METASTREAM_DB)"
+        )
+
+
 class Reader:
     """Queries over one metastream database file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise StoreError(
-                f"no metastream database at {self.path} "
-                "(start the local stack with `metastream up`, or pass --db / set METASTREAM_DB)"
-            )
+        require_database(self.path)
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA query_only=ON")
