@@ -24,12 +24,15 @@ whole table):
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from metastream import constants
+from metastream.processes import pid_alive
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -108,29 +111,29 @@ class Settings:
         return self.home / constants.REDIS_DIR
 
 
-def read_stack_file(settings: Settings) -> dict[str, object] | None:
-    """What ``metastream up`` recorded in ``$METASTREAM_HOME/stack.json``, if it is running.
+def load_stack_file(settings: Settings) -> dict[str, Any] | None:
+    """What ``metastream up`` recorded in ``$METASTREAM_HOME/stack.json``, running or not.
 
     The file holds ``redis_url``, ``server_pid``, ``consumer_pid``, ``db``,
-    ``stream`` and ``started``. It is ignored (``None``) when missing,
-    unreadable, or when its server process is gone.
+    ``stream`` and ``started``; ``None`` when it is missing or unreadable.
     """
-    import json
-
     try:
         data = json.loads(settings.stack_file.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("redis_url"), str):
         return None
+    return data
+
+
+def read_stack_file(settings: Settings) -> dict[str, Any] | None:
+    """The stack file (see ``load_stack_file``) if the server it names is running."""
+    data = load_stack_file(settings)
+    if data is None:
+        return None
     pid = data.get("server_pid")
-    if isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
+    if isinstance(pid, int) and not pid_alive(pid):
+        return None
     return data
 
 

@@ -120,8 +120,7 @@ def stack_for_demo(settings: Settings, *, keep_running: bool, say: Say) -> Itera
     A stack started here is stopped when the block ends, however it ends,
     unless ``keep_running``.
     """
-    from metastream.stack.local import consumer_log, down, running, up
-    from metastream.stack.server import pid_alive
+    from metastream.stack.local import consumer_log, dead_consumer, down, running, up
 
     if settings.redis_url:
         say(
@@ -132,8 +131,8 @@ def stack_for_demo(settings: Settings, *, keep_running: bool, say: Say) -> Itera
         return
     current = running(settings)
     if current is not None:
-        consumer = current.get("consumer_pid")
-        if isinstance(consumer, int) and not pid_alive(consumer):
+        consumer = dead_consumer(current)
+        if consumer is not None:
             raise DemoError(
                 f"the local stack at {current['redis_url']} is up but its consumer (pid "
                 f"{consumer}) is not running: restart it with `metastream down && metastream up`"

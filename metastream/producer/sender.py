@@ -276,11 +276,15 @@ class Sender:
         self.q.settle(ticket, spooled=len(bodies))
         return True
 
+    def _back_off(self) -> None:
+        """The next connection attempt waits twice as long as the last (up to a cap)."""
+        self._next_attempt = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, RECONNECT_MAX)
+
     def _send_failed(self, exc: TransportError) -> None:
         self.failed += 1
         self.transport.close()
-        self._next_attempt = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, RECONNECT_MAX)
+        self._back_off()
         if exc.unsent and "refused" in str(exc) and not self._refusal_logged:
             self._refusal_logged = True
             logger.error("metastream: %s; the events are spooled and retried", exc)
@@ -306,8 +310,7 @@ class Sender:
             self.failed += 1
             self._set_reachable(False)
             _warn_unreachable(url, self.spool_dir, exc.__cause__ or exc)
-            self._next_attempt = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, RECONNECT_MAX)
+            self._back_off()
             return False
         self._set_reachable(True)
         self._rotate_own()  # what we spooled while down is resent from here on

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import redis
 
-from metastream.config import Settings, read_stack_file
+from metastream.config import Settings, load_stack_file, read_stack_file
 from metastream.errors import MetastreamError
 from metastream.stack.server import RedisServer, pid_alive, stop_pid
 
@@ -63,6 +63,12 @@ def consumer_log(settings: Settings) -> Path:
 def running(settings: Settings) -> dict[str, Any] | None:
     """The stack file's contents if the stack's server is alive, else ``None``."""
     return read_stack_file(settings)
+
+
+def dead_consumer(record: dict[str, Any]) -> int | None:
+    """The pid of a running stack's consumer if that consumer is gone."""
+    consumer = record.get("consumer_pid")
+    return consumer if isinstance(consumer, int) and not pid_alive(consumer) else None
 
 
 def _write_stack_file(settings: Settings, record: dict[str, Any]) -> None:
@@ -210,8 +216,8 @@ def up(settings: Settings, *, detach: bool, say: Say = print) -> bool:
     current = running(settings)
     if current is not None:
         say(f"metastream is already up at {current['redis_url']}")
-        consumer = current.get("consumer_pid")
-        if isinstance(consumer, int) and not pid_alive(consumer):
+        consumer = dead_consumer(current)
+        if consumer is not None:
             say(
                 f"warning: its consumer (pid {consumer}) is not running: "
                 "restart with `metastream down && metastream up`"
@@ -247,17 +253,9 @@ def _is_ours(pid: int, *needles: bytes) -> bool:
     return cmdline is None or any(n in cmdline for n in needles)
 
 
-def _raw_stack_file(settings: Settings) -> dict[str, Any] | None:
-    try:
-        data = json.loads(settings.stack_file.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def down(settings: Settings, say: Say = print) -> bool:
     """Stop the consumer (gracefully), then the server; ``False`` if nothing was up."""
-    record = _raw_stack_file(settings)
+    record = load_stack_file(settings)
     if record is None:
         say("metastream is not up")
         return False
