@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from metastream.query.views import RunView
+from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView, StepView
 from metastream.schemas import DType, Path, StorageSize, Uri
 
 
@@ -106,3 +106,52 @@ def run_header(run: RunView) -> dict[str, str]:
     if run.error:
         header["error"] = run.error
     return header
+
+
+def step_header(step: StepView) -> dict[str, str]:
+    header = {
+        "step": step.name,
+        "id": str(step.id),
+        "run": str(step.run_id),
+        "status": step.status or "-",
+        "started": when(step.created),
+        "finished": when(step.finished),
+    }
+    if step.error:
+        header["error"] = step.error
+    return header
+
+
+def artifact_header(artifact: ArtifactVersionView) -> dict[str, str]:
+    header = {
+        "artifact": artifact.name,
+        "version": artifact.version,
+        "id": str(artifact.id),
+        "created": when(artifact.created),
+    }
+    if artifact.uri:
+        header["uri"] = artifact.uri
+    return header
+
+
+def model_header(model: ModelVersionView) -> dict[str, str]:
+    return {
+        "model": model.name,
+        "version": model.version,
+        "id": str(model.id),
+        "created": when(model.created),
+    }
+
+
+def entity_lines(
+    header: dict[str, str], metadata: Mapping[str, Any], steps: Iterable[StepView] = ()
+) -> list[str]:
+    """An entity as ``metastream show`` prints it: header, metadata, then its steps."""
+    lines = [f"{key + ':':<10} {value}" for key, value in header.items()]
+    lines.append("metadata:")
+    lines.extend(metadata_lines(metadata))
+    rows = [[s.name, s.status or "-", when(s.created), str(len(s.run_metadata))] for s in steps]
+    if rows:
+        lines.append("steps:")
+        lines.extend("  " + line for line in table(["step", "status", "started", "keys"], rows))
+    return lines

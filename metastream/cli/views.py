@@ -11,9 +11,18 @@ import uuid
 from typing import Any
 
 from metastream.cli.common import ProgressBar, settings
-from metastream.cli.render import metadata_lines, run_header, show_value, table, when
+from metastream.cli.render import (
+    artifact_header,
+    entity_lines,
+    model_header,
+    run_header,
+    show_value,
+    step_header,
+    table,
+    when,
+)
 from metastream.projections import Store
-from metastream.query import Reader
+from metastream.query import Reader, StepView
 from metastream.query.reader import require_database
 from metastream.schemas import MetadataLogged, decode_event
 
@@ -116,61 +125,27 @@ def show(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({**header, "metadata": metadata}, default=show_value, indent=2))
             return 0
-        for key, value in header.items():
-            print(f"{key + ':':<10} {value}")
         if args.as_of:
-            print(f"{'as of:':<10} {args.as_of}")
-        print("metadata:")
-        print("\n".join(metadata_lines(metadata)))
-        if steps:
-            print("steps:")
-            print("\n".join("  " + line for line in table(*steps)))
+            header["as of"] = args.as_of
+        print("\n".join(entity_lines(header, metadata, steps)))
     return 0
 
 
 def _describe(
     reader: Reader, entity: bytes, args: argparse.Namespace
-) -> tuple[dict[str, str], dict[str, Any], tuple[list[str], list[list[str]]] | None]:
+) -> tuple[dict[str, str], dict[str, Any], list[StepView]]:
+    as_id = uuid.UUID(bytes=entity)
     if args.kind == "run":
         run = reader.run_by_id(entity, rollups=not args.no_rollups)
-        header = run_header(run)
-        rows = [
-            [s.name, s.status or "-", when(s.created), str(len(s.run_metadata))]
-            for s in run.steps.values()
-        ]
-        return header, run.run_metadata, (["step", "status", "started", "keys"], rows)
+        return run_header(run), run.run_metadata, list(run.steps.values())
     if args.kind == "step":
-        step = reader.step(uuid.UUID(bytes=entity))
-        header = {
-            "step": step.name,
-            "id": str(step.id),
-            "run": str(step.run_id),
-            "status": step.status or "-",
-            "started": when(step.created),
-            "finished": when(step.finished),
-        }
-        if step.error:
-            header["error"] = step.error
-        return header, step.run_metadata, None
+        step = reader.step(as_id)
+        return step_header(step), step.run_metadata, []
     if args.kind == "artifact":
-        artifact = reader.artifact_version(uuid.UUID(bytes=entity))
-        header = {
-            "artifact": artifact.name,
-            "version": artifact.version,
-            "id": str(artifact.id),
-            "created": when(artifact.created),
-        }
-        if artifact.uri:
-            header["uri"] = artifact.uri
-        return header, artifact.run_metadata, None
-    model = reader.model_version(uuid.UUID(bytes=entity))
-    header = {
-        "model": model.name,
-        "version": model.version,
-        "id": str(model.id),
-        "created": when(model.created),
-    }
-    return header, model.run_metadata, None
+        artifact = reader.artifact_version(as_id)
+        return artifact_header(artifact), artifact.run_metadata, []
+    model = reader.model_version(as_id)
+    return model_header(model), model.run_metadata, []
 
 
 def history(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Final
 
-from metastream.cli.render import metadata_lines, run_header, show_value, table, when
+from metastream.cli.render import entity_lines, run_header, show_value, table
 from metastream.config import Settings
 from metastream.errors import EventRejected, MetastreamError, ReferenceNotFound, StoreError
 from metastream.pipelines import LogHandle, Model, log_metadata
@@ -293,33 +293,19 @@ def _not_visible_yet(client: Client, runs: Sequence[DemoRun], model: str) -> str
 
 def run_lines(run: RunView) -> list[str]:
     """A run as ``metastream show run`` prints it."""
-    lines = [f"{key + ':':<10} {value}" for key, value in run_header(run).items()]
-    lines.append("metadata:")
-    lines.extend(metadata_lines(run.run_metadata))
-    rows = [
-        [s.name, s.status or "-", when(s.created), str(len(s.run_metadata))]
-        for s in run.steps.values()
-    ]
-    lines.append("steps:")
-    lines.extend("  " + line for line in table(["step", "status", "started", "keys"], rows))
-    return lines
+    return entity_lines(run_header(run), run.run_metadata, run.steps.values())
 
 
 def model_lines(model: ModelVersionView) -> list[str]:
-    return [
-        f"{'model:':<10} {model.name}, version {model.version} ({model.id})",
-        "metadata:",
-        *metadata_lines(model.run_metadata),
-    ]
+    header = {"model": f"{model.name}, version {model.version} ({model.id})"}
+    return entity_lines(header, model.run_metadata)
 
 
 def artifact_lines(artifact: ArtifactVersionView) -> list[str]:
-    lines = [f"{'artifact:':<10} {artifact.name}, version {artifact.version} ({artifact.id})"]
+    header = {"artifact": f"{artifact.name}, version {artifact.version} ({artifact.id})"}
     if artifact.uri:
-        lines.append(f"{'uri:':<10} {artifact.uri}")
-    lines.append("metadata:")
-    lines.extend(metadata_lines(artifact.run_metadata))
-    return lines
+        header["uri"] = artifact.uri
+    return entity_lines(header, artifact.run_metadata)
 
 
 def _delta(values: list[int | float | None]) -> str:
@@ -345,23 +331,8 @@ def comparison_lines(client: Client, runs: Sequence[RunView]) -> list[str]:
 
 
 def _artifact_of(client: Client, name: str, run: RunView) -> ArtifactVersionView | None:
-    """The version of artifact ``name`` that ``run`` produced (looking back a few versions)."""
-    try:
-        found = client.get_artifact_version(name)
-    except ReferenceNotFound:
-        return None
-    if found.run_id == run.id:
-        return found
-    if not found.version.isdigit():
-        return None
-    for version in range(int(found.version) - 1, max(0, int(found.version) - 20), -1):
-        try:
-            found = client.get_artifact_version(name, version)
-        except ReferenceNotFound:
-            continue
-        if found.run_id == run.id:
-            return found
-    return None
+    """The version of artifact ``name`` that ``run`` produced."""
+    return next((a for a in client.get_run_artifacts(run) if a.name == name), None)
 
 
 def _rule(title: str) -> str:

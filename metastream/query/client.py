@@ -97,6 +97,12 @@ class Client:
                 name_id_or_prefix, None if version is None else str(version)
             )
 
+    def get_run_artifacts(self, run: RunView | str | uuid.UUID) -> list[ArtifactVersionView]:
+        """The artifact versions a run's steps produced (``run``: a view, id, name or prefix)."""
+        with self._lock:
+            run_id = run.id.bytes if isinstance(run, RunView) else self.reader.run_id(run)
+            return self.reader.run_artifacts(run_id)
+
     def get_model_version(
         self,
         model_name_or_id: str | uuid.UUID,

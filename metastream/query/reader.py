@@ -240,6 +240,15 @@ class Reader:
             run_metadata=self.metadata(entity),
         )
 
+    def run_artifacts(self, run_id: bytes) -> list[ArtifactVersionView]:
+        """The artifact versions a run produced, in the order they were registered."""
+        ids = self.db.execute(
+            "SELECT id FROM entities WHERE run_id=? AND kind='artifact_version' "
+            "AND position IS NOT NULL ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        return [self.artifact_version(uuid.UUID(bytes=row[0])) for row in ids]
+
     def model_version(
         self, name_or_id: str | uuid.UUID, version: str | None = None
     ) -> ModelVersionView:

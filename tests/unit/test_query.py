@@ -113,6 +113,17 @@ async def test_artifacts_latest_version_by_default(world: tuple) -> None:
             reader.artifact_version("nope")
 
 
+async def test_the_artifact_versions_a_run_produced(world: tuple) -> None:
+    db, p, made = world
+    with Reader(db) as reader:
+        found = reader.run_artifacts(p.run_id.bytes)
+    assert [a.id for a in found] == [
+        made["data_v1"].artifact_version_id,  # type: ignore[attr-defined]
+        made["data_v2"].artifact_version_id,  # type: ignore[attr-defined]
+    ]
+    assert found[0].run_metadata == {"size": StorageSize(5)}
+
+
 async def test_model_versions(world: tuple) -> None:
     db, _, _ = world
     with Reader(db) as reader:
