@@ -3,8 +3,8 @@
     metastream bench consumer [--events 100000] [--max-records 1000] [--runs 3]
 
 Starts its own Redis server (the packaged binary, a free port, a temporary
-directory), fills a stream with pipelined XADDs (one ``RunStarted`` per 100
-runs, the rest ``MetadataLogged`` with three keys), then times a consumer
+directory), fills a stream with pipelined XADDs of the synthetic mix the replay
+benchmark uses (``synthetic.generate``), then times a consumer
 from its start until every entry is committed, projected and acked. Not a
 test. Figures are printed, never asserted.
 """
@@ -21,26 +21,16 @@ from pathlib import Path
 
 import redis
 
+from metastream.benchmarks.synthetic import encoded, generate
 from metastream.config import Settings
 from metastream.consumer import Consumer
 from metastream.query import Reader
-from metastream.schemas import ById, MetadataLogged, RunStarted, encode_event, prepare_metadata
 from metastream.stack.server import RedisServer
 
 
 def events(n: int) -> list[bytes]:
-    runs = [uuid.uuid4() for _ in range(100)]
-    out = [
-        encode_event(RunStarted(run_id=run_id, name=f"run-{i}", pipeline_name="p"))
-        for i, run_id in enumerate(runs)
-    ]
-    i = 0
-    while len(out) < n:
-        target = ById(kind="pipeline_run", id=runs[i % len(runs)])
-        metadata = prepare_metadata({"loss": i / 1000, "step": i, f"k{i % 50}": "v" * 20})
-        out.append(encode_event(MetadataLogged(target=target, metadata=metadata)))
-        i += 1
-    return out
+    """``n`` encoded events of the realistic synthetic mix (``synthetic.generate``)."""
+    return list(encoded(generate(n)))
 
 
 async def consume(settings: Settings, n: int) -> float:

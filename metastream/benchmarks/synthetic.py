@@ -11,7 +11,6 @@ so memory does not depend on how many are asked for.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +29,6 @@ from metastream.schemas import (
     Uri,
     encode_event,
     model_version_id_for,
-    new_id,
     new_uuid,
     prepare_metadata,
 )
@@ -125,6 +123,3 @@ def one_big_run(steps: int = 100, keys: int = 50, seed: int = 11) -> Iterator[Ev
 def encoded(events: Iterator[Event]) -> Iterator[bytes]:
     for event in events:
         yield encode_event(event)
-
-
-__all__ = ["encoded", "generate", "new_id", "one_big_run", "time"]
