@@ -10,6 +10,8 @@ whole table):
 - METASTREAM_GROUP: the consumer group writing the log (``metastream``)
 - METASTREAM_DEAD_LETTER_STREAM: where unusable entries go (``metastream:dead``)
 - METASTREAM_MAX_VALUE_BYTES: largest encoded metadata value (65536)
+- METASTREAM_MAX_EVENT_BYTES: largest encoded event, all its values together (1 MiB)
+- METASTREAM_MAX_DEPTH: deepest nesting of containers in a metadata value (64)
 - METASTREAM_MAX_QUEUE_BYTES: producer memory for unsent events (64 MiB)
 - METASTREAM_LINGER_MS: how long the producer waits to fill a batch (5)
 - METASTREAM_BATCH_SIZE: queued events that make a full batch, sent without lingering (1000)
@@ -57,6 +59,8 @@ class Settings:
     group: str = constants.GROUP
     dead_letter_stream: str = constants.DEAD_LETTER_STREAM
     max_value_bytes: int = 64 * 1024
+    max_event_bytes: int = 1024 * 1024
+    max_depth: int = 64
     max_queue_bytes: int = 64 * 1024 * 1024
     linger_ms: int = 5
     batch_size: int = 1000
@@ -83,6 +87,8 @@ class Settings:
             dead_letter_stream=env.get("METASTREAM_DEAD_LETTER_STREAM")
             or constants.DEAD_LETTER_STREAM,
             max_value_bytes=_int(env, "METASTREAM_MAX_VALUE_BYTES", 64 * 1024, 1),
+            max_event_bytes=_int(env, "METASTREAM_MAX_EVENT_BYTES", 1024 * 1024, 1024),
+            max_depth=_int(env, "METASTREAM_MAX_DEPTH", 64, 1),
             max_queue_bytes=_int(env, "METASTREAM_MAX_QUEUE_BYTES", 64 * 1024 * 1024, 1024),
             linger_ms=_int(env, "METASTREAM_LINGER_MS", 5),
             batch_size=_int(env, "METASTREAM_BATCH_SIZE", 1000, 1),
