@@ -25,6 +25,7 @@ import aiosqlite
 
 from metastream.errors import StoreError
 from metastream.eventlog.base import AppendResult, EventLog, Incoming, LogRecord
+from metastream.private_files import create_private_file, make_private_dir
 
 SCHEMA_VERSION: Final = 1
 SQL_PARAMS: Final = 900  # per query, below SQLite's lowest default limit of 999
@@ -67,7 +68,8 @@ async def connect(
 
     ``synchronous=FULL`` (the default) makes every commit durable against a
     power cut, which matters because the consumer acknowledges stream
-    entries once their transaction commits.
+    entries once their transaction commits. A new database (and a new
+    directory for it) is created readable by its owner only.
     """
     path = Path(path)
     with translated(f"cannot open {path}"):
@@ -77,7 +79,9 @@ async def connect(
             db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             await db.execute("PRAGMA busy_timeout=30000")
             return db
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private from the start: SQLite gives -wal and -shm the database file's mode.
+        make_private_dir(path.parent)
+        create_private_file(path)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.executescript(
