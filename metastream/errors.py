@@ -6,6 +6,7 @@ KeyError`` keeps working::
     MetastreamError
      ├── ReferenceNotFound (KeyError)     a name, id or prefix matches no entity
      ├── AmbiguousReference (ValueError)  a prefix or name matches several entities
+     ├── RunNameTaken (ValueError)        a run was started with a name already used
      ├── EventRejected (RuntimeError)     a logged event can never be applied
      ├── StoreError (RuntimeError)        SQLite failed (the driver's error is the cause)
      └── NotRunning (RuntimeError)        the local stack is needed but not up
@@ -34,6 +35,10 @@ class AmbiguousReference(MetastreamError, ValueError):
     def __init__(self, message: str, candidates: list[str]) -> None:
         super().__init__(message)
         self.candidates = candidates
+
+
+class RunNameTaken(MetastreamError, ValueError):
+    """A pipeline run was started with the name of an existing run."""
 
 
 class EventRejected(MetastreamError, RuntimeError):

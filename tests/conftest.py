@@ -90,3 +90,19 @@ def _no_open_sqlite_connections() -> Iterator[None]:
     while (leaked := workers() - before) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not leaked, f"the test left {len(leaked)} aiosqlite connection(s) open"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_run_names() -> Iterator[None]:
+    """Each test starts with no run names known to this process (run names are unique)."""
+    from metastream.pipelines.runs import local_names
+
+    def forget() -> None:
+        with local_names.lock:
+            local_names.runs.clear()
+            local_names.steps.clear()
+            local_names.models.clear()
+
+    forget()
+    yield
+    forget()

@@ -32,6 +32,23 @@ from metastream.schemas import MetadataType
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+def snake_case(class_name: str) -> str:
+    """``MyTracker`` -> ``my_tracker``; an acronym stays one word, and so does a brand with
+    a capital run (``GCPStore`` -> ``gcp_store``, ``MLflowTracker`` -> ``mlflow_tracker``):
+    a single capital is never a word of its own, it joins the word after it."""
+    words: list[str] = []
+    carry = ""
+    for word in _CAMEL_BOUNDARY.split(class_name):
+        if len(word) == 1 and word.isupper():
+            carry += word
+            continue
+        words.append(carry + word)
+        carry = ""
+    if carry:
+        words.append(carry)
+    return "_".join(words).lower()
+
+
 @dataclass(frozen=True)
 class StepRunInfo:
     """What a component learns about a step that just ran."""
@@ -58,8 +75,7 @@ class StackComponent:
     @property
     def name(self) -> str:
         """The component's name, recorded with its metadata (the class name, snake_case)."""
-        # MyTracker -> my_tracker; an acronym stays one word: MLFlowTracker -> ml_flow_tracker
-        return _CAMEL_BOUNDARY.sub("_", type(self).__name__).lower()
+        return snake_case(type(self).__name__)
 
     def get_pipeline_run_metadata(self, run_id: uuid.UUID) -> dict[str, MetadataType]:
         return {}

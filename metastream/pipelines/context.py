@@ -41,6 +41,8 @@ class RunContext:
     artifact_root: FsPath
     used_step_names: set[str] = field(default_factory=set)
     models: dict[tuple[str, str | None], ModelVersionContext] = field(default_factory=dict)
+    published: list[bytes] = field(default_factory=list)
+    """The ids of the events published for this run: what ``run.wait()`` waits for."""
 
     def invocation_name(self, name: str, explicit: bool = False) -> str:
         """A step name unique in this run: ``train``, then ``train_2``, ``train_3``...

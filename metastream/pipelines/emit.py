@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from metastream.schemas import (
     encode_event,
     new_id,
 )
+from metastream.schemas.values import unencodable
 
 log = logging.getLogger("metastream")
 
@@ -33,18 +35,46 @@ def settings() -> Settings:
 def publish(event: Event) -> bytes:
     """Hand ``event`` to the process's producer (never blocks); returns its id."""
     producer.get_producer().publish(encode_event(event))
+    _remember(event.event_id)
     return event.event_id
 
 
-def check_size(metadata: dict[str, Any], encoded_size: int) -> None:
-    """Raise ``ValueError`` naming a value over the size limit.
+published_ids: ContextVar[list[bytes] | None] = ContextVar("published_ids", default=None)
+"""Where the running pipeline run collects the ids of its events, for ``run.wait()``."""
 
-    ``encoded_size`` is the size of something holding every value: when it is
-    within the limit, so is each value, and nothing more is encoded.
+
+def _remember(event_id: bytes) -> None:
+    ids = published_ids.get()
+    if ids is not None:
+        ids.append(event_id)
+
+
+def check_size(metadata: dict[str, Any], encoded_size: int, target: Target | str) -> None:
+    """Raise ``ValueError`` for a value or a whole event over its size limit.
+
+    ``encoded_size`` is the size of the encoded event (or of something holding
+    every value): when it is within the value limit, so is each value, and
+    nothing more is encoded. A value over its limit is named first; an event
+    over its limit says how many keys and bytes it has.
     """
-    limit = settings().max_value_bytes
-    if encoded_size > limit:
-        check_sizes(metadata, limit)
+    config = settings()
+    if encoded_size > config.max_value_bytes:
+        check_sizes(metadata, config.max_value_bytes)
+    if encoded_size > config.max_event_bytes:
+        where = target if isinstance(target, str) else target.describe()
+        raise ValueError(
+            f"metadata for {where}: {len(metadata):,} keys make an event of "
+            f"{encoded_size:,} bytes encoded; the limit is {config.max_event_bytes:,} bytes "
+            "(set METASTREAM_MAX_EVENT_BYTES to change it); log the metadata in several calls"
+        )
+
+
+def encode_metadata_event(event: MetadataLogged) -> bytes:
+    """``event`` encoded; a str UTF-8 cannot encode raises ``ValueError`` naming its key."""
+    try:
+        return encode_event(event)
+    except UnicodeEncodeError as exc:
+        raise unencodable(event.metadata, exc) from None
 
 
 def publish_metadata(
@@ -58,7 +88,8 @@ def publish_metadata(
 
     Every metadata event goes through here: ``log_metadata``, stack
     components, and artifact metadata held until the step's outputs exist.
-    Raises ``ValueError`` (and publishes nothing) for a value over the limit.
+    Raises ``ValueError`` (and publishes nothing) for a value or an event
+    over its size limit, or a str that UTF-8 cannot encode.
     """
     event = MetadataLogged(
         event_id=event_id or new_id(),
@@ -67,9 +98,10 @@ def publish_metadata(
         metadata=metadata,
         component=component,
     )
-    body = encode_event(event)
-    check_size(metadata, len(body))
+    body = encode_metadata_event(event)
+    check_size(metadata, len(body), target)
     producer.get_producer().publish(body)
+    _remember(event.event_id)
     return event.event_id
 
 

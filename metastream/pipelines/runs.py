@@ -12,8 +12,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from metastream.errors import RunNameTaken
 from metastream.pipelines.components import StackComponent, StepRunInfo, configured_components
 from metastream.pipelines.context import (
     ModelVersionContext,
@@ -26,7 +27,7 @@ from metastream.pipelines.context import (
     current_step,
     output_uri,
 )
-from metastream.pipelines.emit import log, publish, publish_metadata, settings
+from metastream.pipelines.emit import log, publish, publish_metadata, published_ids, settings
 from metastream.pipelines.model import Model
 from metastream.pipelines.outputs import Output
 from metastream.schemas import (
@@ -43,6 +44,9 @@ from metastream.schemas import (
     new_uuid,
     prepare_metadata,
 )
+
+if TYPE_CHECKING:
+    from metastream.query.views import RunView
 
 _MAX_ERROR = 2000
 
@@ -136,6 +140,32 @@ class PipelineRun:
     def __repr__(self) -> str:
         return f"PipelineRun(name={self.name!r}, id={self.id}, status={self.status!r})"
 
+    @property
+    def event_ids(self) -> tuple[bytes, ...]:
+        """The ids of every event this run published (lifecycle, metadata, outputs)."""
+        return tuple(self._context.published)
+
+    @property
+    def target(self) -> str:
+        return f"pipeline run {self.name!r}"
+
+    @property
+    def deferred(self) -> None:
+        return None  # artifact metadata held back is published before the step ends
+
+    def wait(self, timeout: float = 10.0) -> RunView:
+        """Wait until everything this run published is in the views, then return the run's view.
+
+        ``run.wait().run_metadata`` is the run's metadata with its ``step::key``
+        rollups. Raises ``EventRejected`` if an event of the run was rejected,
+        ``TimeoutError`` (saying what it waits for) after ``timeout`` seconds.
+        Reads the database of ``$METASTREAM_DB`` (see ``Client``).
+        """
+        from metastream.query import Client
+
+        with Client() as client:
+            return client.wait_for(self, timeout)
+
     @contextmanager
     def step(
         self,
@@ -175,6 +205,8 @@ def pipeline_run(
             "pipelines do not nest"
         )
     name = run_name or generated_run_name(pipeline_name)
+    if run_name is not None:
+        _check_name_free(name)
     context = RunContext(
         id=new_uuid(),
         name=name,
@@ -185,7 +217,9 @@ def pipeline_run(
         artifact_root=settings().home / "artifacts",
     )
     with local_names.lock:
-        local_names.runs[name] = context.id
+        if local_names.runs.setdefault(name, context.id) != context.id:
+            raise RunNameTaken(f"a pipeline run named {name!r} was already started in this process")
+    ids_token = published_ids.set(context.published)
     publish(RunStarted(run_id=context.id, name=name, pipeline_name=pipeline_name))
     context.model = _model_version(context, model)
     run_target = ById(kind="pipeline_run", id=context.id)
@@ -210,6 +244,40 @@ def pipeline_run(
         composing.reset(compose_token)
         current_run.reset(run_token)
         publish(RunFinished(run_id=context.id, status=run.status, error=run.error))
+        published_ids.reset(ids_token)
+
+
+def _check_name_free(name: str) -> None:
+    """Raise ``RunNameTaken`` if this process or the views know a run named ``name``.
+
+    Two processes that start runs with one name at the same moment both pass
+    this check (nothing but the views is shared): both runs are recorded, and
+    the name then refers to two runs, so reading it raises an ambiguity error
+    listing both ids.
+    """
+    with local_names.lock:
+        taken = name in local_names.runs
+    if not taken:
+        taken = _run_in_views(name)
+    if taken:
+        raise RunNameTaken(
+            f"a pipeline run named {name!r} exists already; run names are unique: "
+            "choose another run_name, or leave it out to get a generated one"
+        )
+
+
+def _run_in_views(name: str) -> bool:
+    from metastream.errors import StoreError
+    from metastream.query.reader import Reader
+
+    db = settings().db
+    if not db.exists():
+        return False
+    try:
+        with Reader(db) as reader:
+            return reader.run_named(name) is not None
+    except StoreError:
+        return False  # not a database we can read: the consumer will say so
 
 
 @contextmanager

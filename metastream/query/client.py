@@ -16,11 +16,14 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from metastream.config import Settings
 from metastream.errors import EventRejected
 from metastream.query.reader import Reader
+
+if TYPE_CHECKING:
+    from metastream.pipelines.runs import PipelineRun
 from metastream.query.views import (
     ArtifactVersionView,
     HistoryEntry,
@@ -138,14 +141,31 @@ class Client:
         keys = sorted({k for f in flat for k in f})
         return {k: [f.get(k) for f in flat] for k in keys}
 
-    def wait_for(self, handle: Handle, timeout: float = 10.0) -> None:
+    @overload
+    def wait_for(self, handle: PipelineRun, timeout: float = 10.0) -> RunView: ...
+
+    @overload
+    def wait_for(self, handle: Handle, timeout: float = 10.0) -> None: ...
+
+    def wait_for(self, handle: Handle | PipelineRun, timeout: float = 10.0) -> RunView | None:
         """Return once the events of ``handle`` are visible in the views.
+
+        ``handle`` is what ``log_metadata`` returns, or a pipeline run (what
+        calling a ``@pipeline`` returns): then it waits for every event the
+        run published and returns the run's view, with its rollups.
 
         Flushes this process's producer first. Raises ``EventRejected`` if one
         was rejected (or was never published), ``TimeoutError`` if they are
         not visible within ``timeout`` seconds (saying why, when one waits
         for its entity).
         """
+        self._wait(handle, timeout)
+        run_id = getattr(handle, "id", None)
+        if isinstance(run_id, uuid.UUID) and hasattr(handle, "pipeline_name"):
+            return self.get_pipeline_run(run_id)
+        return None
+
+    def _wait(self, handle: Handle, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         deferred = getattr(handle, "deferred", None)
         if deferred is not None:

@@ -64,7 +64,7 @@ class Reader:
     """Queries over one metastream database file."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         require_database(self.path)
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False)
@@ -96,6 +96,13 @@ class Reader:
 
     def run_id(self, name_id_or_prefix: str | uuid.UUID) -> bytes:
         return self.resolve(RunByName(name_id_or_prefix=str(name_id_or_prefix)))
+
+    def run_named(self, name: str) -> bytes | None:
+        """The id of a run named exactly ``name`` (the first one), or ``None``."""
+        row = self.db.execute(
+            "SELECT id FROM entities WHERE kind='pipeline_run' AND name=? LIMIT 1", (name,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def step_id(self, step: str | uuid.UUID, run: str | uuid.UUID | None = None) -> bytes:
         if run is None:

@@ -451,3 +451,18 @@ def test_components_configured_for_every_pipeline(
 def test_bad_component_configuration_is_a_clear_error(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         configured_components(spec)
+
+
+@pytest.mark.parametrize(
+    ("class_name", "name"),
+    [
+        ("MyTracker", "my_tracker"),
+        ("MLflowTracker", "mlflow_tracker"),
+        ("GCPArtifactStore", "gcp_artifact_store"),
+        ("S3Store", "s3_store"),
+        ("Git", "git"),
+    ],
+)
+def test_component_names_keep_acronyms_and_brands_whole(class_name: str, name: str) -> None:
+    component = type(class_name, (StackComponent,), {})()
+    assert component.name == name
