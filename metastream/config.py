@@ -31,10 +31,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from metastream import constants
-from metastream.processes import pid_alive
+from metastream.processes import same_process
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -117,11 +117,52 @@ class Settings:
         return self.home / constants.REDIS_DIR
 
 
+class StackProcess(NamedTuple):
+    """A process the local stack started, as ``stack.json`` records it."""
+
+    role: str
+    """What it is: ``server``, ``consumer`` (``ui`` next)."""
+    pid: int
+    start: int | None = None
+    """When it started (``processes.start_time``): a later process with its pid is not it."""
+
+    def alive(self) -> bool:
+        """Whether this very process is still running (not another one that took its pid)."""
+        return same_process(self.pid, self.start)
+
+
+def stack_processes(record: Mapping[str, Any]) -> list[StackProcess]:
+    """The processes a stack file records, in the order they were started.
+
+    From ``processes`` (``[{"role", "pid", "start"}, ...]``), or, in a file
+    written before it existed, from ``server_pid`` and ``consumer_pid``.
+    """
+    listed = record.get("processes")
+    if isinstance(listed, list):
+        out = []
+        for item in listed:
+            if not isinstance(item, dict):
+                continue
+            role, pid, start = item.get("role"), item.get("pid"), item.get("start")
+            if isinstance(role, str) and isinstance(pid, int) and pid > 0:
+                out.append(StackProcess(role, pid, start if isinstance(start, int) else None))
+        return out
+    legacy = (("server", record.get("server_pid")), ("consumer", record.get("consumer_pid")))
+    return [StackProcess(role, pid) for role, pid in legacy if isinstance(pid, int) and pid > 0]
+
+
+def stack_process(record: Mapping[str, Any], role: str) -> StackProcess | None:
+    """The first process of ``role`` in a stack file, if any."""
+    return next((p for p in stack_processes(record) if p.role == role), None)
+
+
 def load_stack_file(settings: Settings) -> dict[str, Any] | None:
     """What ``metastream up`` recorded in ``$METASTREAM_HOME/stack.json``, running or not.
 
-    The file holds ``redis_url``, ``server_pid``, ``consumer_pid``, ``db``,
-    ``stream`` and ``started``; ``None`` when it is missing or unreadable.
+    The file holds ``redis_url`` (with the stack's password: the file is
+    0600), ``processes`` (see :func:`stack_processes`), ``server_pid`` and
+    ``consumer_pid`` (for scripts), ``db``, ``stream`` and ``started``;
+    ``None`` when it is missing or unreadable.
     """
     try:
         data = json.loads(settings.stack_file.read_text())
@@ -137,8 +178,8 @@ def read_stack_file(settings: Settings) -> dict[str, Any] | None:
     data = load_stack_file(settings)
     if data is None:
         return None
-    pid = data.get("server_pid")
-    if isinstance(pid, int) and not pid_alive(pid):
+    server = stack_process(data, "server")
+    if server is not None and not server.alive():
         return None
     return data
 

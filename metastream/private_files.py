@@ -22,11 +22,15 @@ FILE_MODE: Final = 0o600
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) with mode 0700 if it does not exist.
+    """Create ``path`` with mode 0700 if it does not exist, and its missing parents too.
 
-    An existing directory keeps its mode: see :func:`tighten_dir`.
+    (``Path.mkdir(parents=True)`` would give the parents the default mode: a
+    home created on the way to its ``spool/`` would be open to all.) An
+    existing directory keeps its mode: see :func:`tighten_dir`.
     """
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
     return path
 
 

@@ -37,6 +37,34 @@ def _is_zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (Linux); ``None`` where unknown.
+
+    A pid and its start time name one process for good: a later process
+    that reuses the pid starts later.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # fields after the parenthesised command name: state is field 3, starttime field 22
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def same_process(pid: int, start: int | None) -> bool:
+    """Whether ``pid`` is alive and, if ``start`` is known, still the process that started then."""
+    if pid <= 0 or not pid_alive(pid):
+        return False
+    if start is None:
+        return True
+    now = start_time(pid)
+    return now is None or now == start
+
+
 def stop_pid(pid: int, timeout: float = 15.0) -> None:
     """SIGTERM ``pid``, then SIGKILL it if it is still there after ``timeout``."""
     try:

@@ -1,29 +1,41 @@
 """``metastream up`` / ``down``: a Redis server and a consumer on this machine, no set-up.
 
-What ``up`` leaves under ``METASTREAM_HOME`` (``~/.metastream``):
+What ``up`` leaves under ``METASTREAM_HOME`` (``~/.metastream``, mode 0700;
+every file in it 0600):
 
 * ``redis/``: the server's data (AOF on: the stream holds events not yet in
-  the log, so it must survive a restart) and its log, ``redis/server.log``;
-* ``stack.json``: where the stack listens and its processes (``redis_url``,
-  ``server_pid``, ``consumer_pid``, ``db``, ``stream``, ``started``).
-  Producers find the stack through it (``config.redis_url``); it is written
-  once both processes are ready and removed by ``down``;
+  the log, so it must survive a restart), its log ``redis/server.log`` and
+  ``redis/server.conf`` (the password);
+* ``stack.json``: where the stack listens and every process it started
+  (``redis_url`` with the password in it, ``processes``, ``db``, ``stream``,
+  ``started``; see ``metastream.config.stack_processes``). Producers find
+  the stack through it (``config.redis_url``); it is written once every
+  process is ready and removed by ``down``;
 * ``consumer.log``: the detached consumer's output;
 * the database, ``metastream.db``, unless ``METASTREAM_DB`` says otherwise.
 
+Redis requires a password generated at each ``up``; it is in ``stack.json``
+only, which other users cannot read, and is masked wherever a URL is shown.
+
 In the foreground, the consumer runs in this very process and the server in
 a session of its own, so that Ctrl-C reaches the consumer only: it finishes
-and acks its batch, and only then is the server stopped. Detached, both are
-processes of their own sessions and outlive the command; ``down`` stops the
-consumer first (SIGTERM: graceful), then the server (SIGTERM: it flushes its
-AOF).
+and acks its batch, and only then is the server stopped. Detached, every
+process is in a session of its own and outlives the command.
+
+``down`` stops the processes in the reverse of the order they started (the
+consumer gracefully with SIGTERM, then the server, which flushes its AOF).
+``up`` first looks at the last stack file: if its server is gone (Redis
+crashed), whatever else that stack started is stopped before a new stack
+starts, so no consumer is left reading a dead port. A process is signalled
+only while it is still the one recorded (same pid and start time, see
+:func:`_is_ours`).
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -34,9 +46,25 @@ from typing import Any, Final
 
 import redis
 
-from metastream.config import Settings, load_stack_file, read_stack_file
+from metastream.config import (
+    Settings,
+    StackProcess,
+    load_stack_file,
+    read_stack_file,
+    stack_process,
+    stack_processes,
+)
 from metastream.errors import MetastreamError
-from metastream.stack.server import RedisServer, pid_alive, stop_pid
+from metastream.private_files import (
+    UMASK,
+    make_private_dir,
+    open_private_append,
+    tighten_dir,
+    write_private_text,
+)
+from metastream.processes import start_time, stop_pid
+from metastream.stack.server import RedisServer, problem
+from metastream.urls import connection_problem, mask_url, scrub
 
 Say = Callable[[str], None]
 
@@ -45,6 +73,14 @@ READY_TIMEOUT: Final = 60.0
 """Seconds a detached consumer may take to start reading (imports, catching up the views)."""
 STOP_TIMEOUT: Final = 40.0
 """Seconds before SIGKILL: the consumer's graceful timeout (15 s) and its shutdown, with margin."""
+PASSWORD_BYTES: Final = 24
+"""Random bytes in the generated Redis password (32 URL-safe characters)."""
+
+STOP_TIMEOUTS: Final = {"server": 15.0}
+"""Seconds each role gets to stop after SIGTERM before SIGKILL; others get ``STOP_TIMEOUT``."""
+COMMAND_MARKERS: Final = {"server": (b"redis", b"valkey")}
+"""What the command line of a recorded process must contain, where its start time is unknown
+(a stack file written before start times were recorded); other roles: ``metastream``."""
 
 # Detached processes outlive the call that started them on purpose. Keeping
 # their Popen objects stops Python from warning, when one is collected, that
@@ -67,33 +103,64 @@ def running(settings: Settings) -> dict[str, Any] | None:
 
 def dead_consumer(record: dict[str, Any]) -> int | None:
     """The pid of a running stack's consumer if that consumer is gone."""
-    consumer = record.get("consumer_pid")
-    return consumer if isinstance(consumer, int) and not pid_alive(consumer) else None
+    consumer = stack_process(record, "consumer")
+    return consumer.pid if consumer is not None and not consumer.alive() else None
+
+
+def _process(role: str, pid: int) -> StackProcess:
+    return StackProcess(role, pid, start_time(pid))
+
+
+def _record(settings: Settings, url: str, processes: list[StackProcess]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "redis_url": url,
+        "processes": [p._asdict() for p in processes],
+    }
+    for p in processes:  # the two every script knows, by their old names
+        record.setdefault(f"{p.role}_pid", p.pid)
+    record.update(
+        db=str(settings.db),
+        stream=settings.stream,
+        started=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        home=str(settings.home),
+        consumer_log=str(consumer_log(settings)),
+    )
+    return record
 
 
 def _write_stack_file(settings: Settings, record: dict[str, Any]) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path = settings.stack_file
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)  # readers never see half a file
+    import json
+
+    make_private_dir(settings.home)
+    write_private_text(settings.stack_file, json.dumps(record, indent=2) + "\n")
 
 
-def _record(settings: Settings, url: str, server_pid: int, consumer_pid: int) -> dict[str, Any]:
-    return {
-        "redis_url": url,
-        "server_pid": server_pid,
-        "consumer_pid": consumer_pid,
-        "db": str(settings.db),
-        "stream": settings.stream,
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "home": str(settings.home),
-        "consumer_log": str(consumer_log(settings)),
-    }
+def _remove_stack_file(settings: Settings, owner: StackProcess) -> None:
+    """Remove the stack file if it still records ``owner`` (not a newer stack's file)."""
+    record = load_stack_file(settings)
+    if record is not None and owner in stack_processes(record):
+        settings.stack_file.unlink(missing_ok=True)
+
+
+def _prepare_home(settings: Settings, say: Say) -> None:
+    """METASTREAM_HOME and its ``redis/`` 0700: created so, or tightened (saying so)."""
+    for directory in (settings.home, settings.redis_dir):
+        make_private_dir(directory)
+        old = tighten_dir(directory)
+        if old is not None:
+            say(
+                f"note: {directory} was open to other users (mode {old:o}); "
+                "made it 0700 (owner only)"
+            )
 
 
 def _start_server(settings: Settings, say: Say) -> RedisServer:
-    server = RedisServer(settings.redis_dir, port=settings.port, binary=settings.redis_server)
+    server = RedisServer(
+        settings.redis_dir,
+        port=settings.port,
+        binary=settings.redis_server,
+        password=secrets.token_urlsafe(PASSWORD_BYTES),
+    )
     say(f"starting redis ({Path(server.binary).name}) with its data in {settings.redis_dir} ...")
     # Its own session: Ctrl-C in the terminal must not stop it before the consumer.
     server.start(detach=True)
@@ -105,8 +172,8 @@ def _start_server(settings: Settings, say: Say) -> RedisServer:
 def _warn_env(settings: Settings, say: Say) -> None:
     if settings.redis_url:
         say(
-            f"note: METASTREAM_REDIS_URL={settings.redis_url} is set; producers in this "
-            "environment publish there, not to this stack"
+            f"note: METASTREAM_REDIS_URL={mask_url(settings.redis_url)} is set; producers in "
+            "this environment publish there, not to this stack"
         )
 
 
@@ -115,16 +182,18 @@ def up_foreground(settings: Settings, say: Say = print) -> None:
     from metastream.consumer import run
 
     server = _start_server(settings, say)
+    me = _process("consumer", os.getpid())
     try:
-        _write_stack_file(settings, _record(settings, server.url, server.pid or 0, os.getpid()))
-        say(f"metastream is up: redis at {server.url}, database {settings.db}")
+        processes = [_process("server", server.pid or 0), me]
+        _write_stack_file(settings, _record(settings, server.url, processes))
+        say(f"metastream is up: redis at {mask_url(server.url)}, database {settings.db}")
         _warn_env(settings, say)
         say("consuming in this terminal; Ctrl-C stops the consumer, then redis")
         run(settings.with_(redis_url=server.url))
     finally:
         say("stopping redis ...")
         server.stop()
-        settings.stack_file.unlink(missing_ok=True)
+        _remove_stack_file(settings, me)
         say("metastream is down")
 
 
@@ -133,21 +202,24 @@ def _spawn_consumer(settings: Settings, url: str) -> subprocess.Popen[bytes]:
     env.update(
         METASTREAM_HOME=str(settings.home),
         METASTREAM_DB=str(settings.db),
-        METASTREAM_REDIS_URL=url,
+        METASTREAM_REDIS_URL=url,  # the environment of a process is its owner's only
         METASTREAM_STREAM=settings.stream,
         METASTREAM_GROUP=settings.group,
     )
-    log_path = consumer_log(settings)
-    with log_path.open("ab") as log_file:
+    log_fd = open_private_append(consumer_log(settings))
+    try:
         process = subprocess.Popen(
             [sys.executable, "-m", "metastream.consumer"],
             stdin=subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=log_fd,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=settings.home,
             start_new_session=True,
+            umask=UMASK,  # the database, its WAL, spool files: the owner's only
         )
+    finally:
+        os.close(log_fd)
     _DETACHED.append(process)
     return process
 
@@ -170,13 +242,15 @@ def _wait_consumer_ready(
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                last = _last_line(consumer_log(settings))
+                last = scrub(_last_line(consumer_log(settings)), url)
                 raise StackError(
                     f"the consumer exited with code {process.returncode} "
                     f"({last or 'no output'}); see {consumer_log(settings)}"
                 )
             try:
                 consumers = client.xinfo_consumers(settings.stream, settings.group)
+            except redis.AuthenticationError as exc:
+                raise StackError(connection_problem(exc, url)) from None
             except redis.ResponseError:  # no stream or group yet
                 consumers = []
             if any(c["name"] == name for c in consumers):
@@ -203,27 +277,51 @@ def up_detached(settings: Settings, say: Say = print, timeout: float = READY_TIM
     except BaseException:
         server.stop()
         raise
-    _write_stack_file(settings, _record(settings, server.url, server.pid or 0, process.pid))
+    processes = [_process("server", server.pid or 0), _process("consumer", process.pid)]
+    _write_stack_file(settings, _record(settings, server.url, processes))
     say(
-        f"metastream is up: redis at {server.url} (pid {server.pid}), "
+        f"metastream is up: redis at {mask_url(server.url)} (pid {server.pid}), "
         f"consumer pid {process.pid} (log: {consumer_log(settings)}), database {settings.db}"
     )
     _warn_env(settings, say)
 
 
+def _clear_dead_stack(settings: Settings, record: dict[str, Any], say: Say) -> None:
+    """Stop what is left of a stack whose server is gone, and remove its stack file."""
+    server = stack_process(record, "server")
+    pid = f" (pid {server.pid})" if server is not None else ""
+    say(f"the last stack's redis{pid} is gone: it crashed or was killed")
+    left = [p for p in stack_processes(record) if _is_ours(p)]
+    if left:
+        say("stopping what is left of it before starting anew:")
+        _stop(left, lambda line: say(f"  {line}"))
+    settings.stack_file.unlink(missing_ok=True)
+
+
 def up(settings: Settings, *, detach: bool, say: Say = print) -> bool:
-    """Start the stack; ``False`` (and nothing started) if it is already up."""
-    current = running(settings)
-    if current is not None:
-        say(f"metastream is already up at {current['redis_url']}")
-        consumer = dead_consumer(current)
+    """Start the stack; ``False`` (and nothing started) if it is already up.
+
+    A stack file whose server is gone is cleared first: the processes that
+    stack started and that still run (its consumer, reading a dead port) are
+    stopped.
+    """
+    record = load_stack_file(settings)
+    if record is not None and read_stack_file(settings) is not None:
+        url = str(record["redis_url"])
+        say(f"metastream is already up at {mask_url(url)}")
+        trouble = problem(url, timeout=2.0)
+        if trouble is not None:
+            say(f"warning: {trouble}")
+        consumer = dead_consumer(record)
         if consumer is not None:
             say(
                 f"warning: its consumer (pid {consumer}) is not running: "
                 "restart with `metastream down && metastream up`"
             )
         return False
-    settings.home.mkdir(parents=True, exist_ok=True)
+    if record is not None:
+        _clear_dead_stack(settings, record, say)
+    _prepare_home(settings, say)
     if detach:
         up_detached(settings, say)
     else:
@@ -241,32 +339,48 @@ def _cmdline(pid: int) -> bytes | None:
         return None
 
 
-def _is_ours(pid: int, *needles: bytes) -> bool:
-    """Whether ``pid`` is alive and still the process the stack file names.
+def _is_ours(process: StackProcess) -> bool:
+    """Whether the recorded ``process`` is alive and still the process the stack started.
 
     A pid recorded long ago may belong to another program by now: never
-    signal a process whose command line does not look like ours.
+    signal it. The start time recorded with the pid settles it; without one
+    (an older stack file), the command line must look like ours.
     """
-    if pid <= 0 or not pid_alive(pid):
+    if process.pid == os.getpid() or not process.alive():
         return False
-    cmdline = _cmdline(pid)
-    return cmdline is None or any(n in cmdline for n in needles)
+    if process.start is not None and start_time(process.pid) is not None:
+        return True  # alive() compared the start times
+    cmdline = _cmdline(process.pid)
+    markers = COMMAND_MARKERS.get(process.role, (b"metastream",))
+    return cmdline is None or any(m in cmdline for m in markers)
+
+
+def _named(process: StackProcess) -> str:
+    return "redis" if process.role == "server" else f"the {process.role}"
+
+
+def _stop(processes: list[StackProcess], say: Say) -> None:
+    """Stop ``processes`` in the reverse of their start order (the server last)."""
+    for p in reversed(processes):
+        say(f"stopping {_named(p)} (pid {p.pid}) ...")
+        stop_pid(p.pid, STOP_TIMEOUTS.get(p.role, STOP_TIMEOUT))
 
 
 def down(settings: Settings, say: Say = print) -> bool:
-    """Stop the consumer (gracefully), then the server; ``False`` if nothing was up."""
+    """Stop every process the stack started (the consumer first, the server last).
+
+    ``False`` if no stack file was there.
+    """
     record = load_stack_file(settings)
     if record is None:
         say("metastream is not up")
         return False
-    consumer = record.get("consumer_pid")
-    if isinstance(consumer, int) and consumer != os.getpid() and _is_ours(consumer, b"metastream"):
-        say(f"stopping the consumer (pid {consumer}) ...")
-        stop_pid(consumer, STOP_TIMEOUT)
-    server = record.get("server_pid")
-    if isinstance(server, int) and _is_ours(server, b"redis", b"valkey"):
-        say(f"stopping redis (pid {server}) ...")
-        stop_pid(server)
+    recorded = stack_processes(record)
+    ours = [p for p in recorded if _is_ours(p)]
+    for p in recorded:
+        if p not in ours and p.pid != os.getpid():
+            say(f"{_named(p)} (pid {p.pid}) was already gone")
+    _stop(ours, say)
     settings.stack_file.unlink(missing_ok=True)
     say("metastream is down")
     return True

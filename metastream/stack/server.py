@@ -5,6 +5,11 @@ The binary comes from, in order: ``METASTREAM_REDIS_SERVER``; the
 nothing needs installing); ``redis-server`` or ``valkey-server`` on PATH.
 The server always runs with AOF persistence (``appendfsync everysec``): the
 stream holds events not yet in the log, and must survive a restart.
+
+With a ``password`` the server requires it (``requirepass``); the password
+goes to the server in a 0600 configuration file, never on its command line,
+which every local user can read in ``ps``. The server runs with umask 077,
+so its AOF, its log and the configuration file are its owner's only.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
 from metastream.errors import MetastreamError
+from metastream.private_files import UMASK, make_private_dir, write_private_text
 from metastream.processes import pid_alive, stop_pid
+from metastream.urls import connection_problem
 
 
 class ServerError(MetastreamError, RuntimeError):
@@ -59,14 +67,24 @@ def free_port() -> int:
 
 
 def ping(url: str, timeout: float = 1.0) -> bool:
-    """Whether a Redis server answers at ``url``."""
+    """Whether a Redis server answers at ``url`` (and accepts its credentials)."""
+    return problem(url, timeout) is None
+
+
+def problem(url: str, timeout: float = 1.0) -> str | None:
+    """``None`` if Redis answers at ``url``, else why not, in one sentence (password masked).
+
+    An authentication failure says so (``... refused the password``,
+    ``... needs a password``) rather than that Redis does not answer.
+    """
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return connection_problem(exc, url)
     finally:
         client.close()
+    return None
 
 
 class RedisServer:
@@ -79,17 +97,28 @@ class RedisServer:
         port: int = 0,
         binary: str | None = None,
         host: str = "127.0.0.1",
+        password: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.port = port
         self.host = host
+        self.password = password
         self.binary = find_server_binary(binary)
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        """The server's URL, with the password in it if it has one."""
+        return self.url_on(self.port)
+
+    def url_on(self, port: int) -> str:
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{port}/0"
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "server.conf"
 
     @property
     def log_file(self) -> Path:
@@ -100,11 +129,15 @@ class RedisServer:
 
         ``detach`` puts it in its own session, so it outlives this process.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.directory)
+        # requirepass in a private file: command lines are public (ps).
+        lines = [f"requirepass {self.password}"] if self.password else []
+        write_private_text(self.config_file, "".join(f"{line}\n" for line in lines))
         for attempt in range(3):
             port = self.port or free_port()
             args = [
                 self.binary,
+                str(self.config_file),
                 "--port", str(port),
                 "--bind", self.host,
                 "--dir", str(self.directory),
@@ -121,8 +154,9 @@ class RedisServer:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=detach,
+                umask=UMASK,  # its AOF, log and data files: the owner's only
             )
-            url = f"redis://{self.host}:{port}/0"
+            url = self.url_on(port)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if process.poll() is not None:
@@ -159,5 +193,6 @@ __all__ = [
     "free_port",
     "pid_alive",
     "ping",
+    "problem",
     "stop_pid",
 ]
