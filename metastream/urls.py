@@ -45,11 +45,11 @@ def mask_url(url: str) -> str:
         user = userinfo.partition(":")[0]
         parts = parts._replace(netloc=f"{user}:{MASK}@{host}")
     if _query_password(parts.query) is not None:
-        query = [
+        pairs = [
             (name, MASK if name == "password" else value)
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         ]
-        parts = parts._replace(query=urlencode(query, safe="*"))
+        parts = parts._replace(query=urlencode(pairs, safe="*"))
     query = f"?{parts.query}" if parts.query else ""
     fragment = f"#{parts.fragment}" if parts.fragment else ""
     return f"{parts.scheme}://{parts.netloc}{parts.path}{query}{fragment}"
