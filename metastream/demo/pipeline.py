@@ -19,8 +19,8 @@ metastream (no numpy, no pandas), and is deterministic for a given seed.
 * The pipeline's model is ``demo-classifier``: each run makes a new version
   of it (``metastream demo`` names the versions after its runs).
 * Stack components add the environment (Python, platform, host, package
-  versions) and, from a stand-in experiment tracker, the link to each run and
-  a tracker run id for each step.
+  versions) to the run, and each step's wall time and peak memory
+  (a ``resources`` card) to the step.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from __future__ import annotations
 import csv
 import math
 import random
-import uuid
+import resource
+import sys
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated
@@ -128,32 +129,29 @@ def synthetic_rows(count: int, seed: int) -> list[tuple[int, float, int]]:
 # -- stack components ----------------------------------------------------------------------
 
 
-class ExperimentTracker(StackComponent):
-    """A stand-in for an experiment tracker (MLflow, Weights & Biases, ...).
+class StepResources(StackComponent):
+    """What each step cost: its wall time and the process's peak memory when it ended.
 
-    A real one would return its own run id and URL; this one makes up links
-    of the same shape, so the metadata looks like what a tracker logs.
+    A component sees a step only once it has run (``StepRunInfo``), so what it
+    can report is what the step left behind; an experiment tracker or a
+    profiler would plug in the same way.
     """
 
-    name = "experiment_tracker"
+    name = "step_resources"
 
-    def __init__(self, url: str = "http://localhost:5000", experiment: str = "churn") -> None:
-        self.url = url.rstrip("/")
-        self.experiment = experiment
-
-    def _run_url(self, run_id: uuid.UUID) -> str:
-        return f"{self.url}/#/experiments/{self.experiment}/runs/{run_id.hex[:16]}"
-
-    def get_pipeline_run_metadata(self, run_id: uuid.UUID) -> dict[str, MetadataType]:
+    def get_step_run_metadata(self, info: StepRunInfo) -> dict[str, MetadataType]:
         return {
-            "experiment_tracker": {
-                "experiment": self.experiment,
-                "run_url": Uri(self._run_url(run_id)),
+            "resources": {
+                "wall_seconds": round((info.finished - info.started).total_seconds(), 4),
+                "peak_memory": StorageSize(_peak_rss_bytes()),
             }
         }
 
-    def get_step_run_metadata(self, info: StepRunInfo) -> dict[str, MetadataType]:
-        return {"tracker_run_id": f"{info.run_id.hex[:16]}-{info.step_name}"}
+
+def _peak_rss_bytes() -> int:
+    """The process's peak resident memory (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -297,7 +295,7 @@ def evaluate_model(classifier: Classifier, dataset: Dataset, threshold: float = 
     model=Model(MODEL_NAME, description="churn classifier (logistic regression)"),
     components=[
         EnvironmentComponent(packages=("metastream", "msgspec", "redis")),
-        ExperimentTracker(),
+        StepResources(),
     ],
 )
 def training_pipeline(learning_rate: float = 0.1, epochs: int = 30, seed: int = 42) -> None:
