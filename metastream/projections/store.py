@@ -34,6 +34,7 @@ from metastream.projections.base import CHECKPOINTS_DDL, Projection, Records
 from metastream.projections.latest import LatestProjection
 from metastream.projections.registry import RegistryProjection
 from metastream.schemas import DecodeError, StoredEvent, decode_stored
+from metastream.schemas.codec import decode_incoming
 
 log = logging.getLogger("metastream.store")
 
@@ -202,7 +203,7 @@ class Store:
             bad: list[tuple[int, str]] = []
             for i, body in enumerate(bodies):
                 try:
-                    good.append(_incoming(Incoming, (decode_stored(body), body)))
+                    good.append(_incoming(Incoming, (decode_incoming(body), body)))
                 except Exception as exc:
                     bad.append((i, f"cannot decode: {exc}"))
             return self._ingest(conn, good), bad
@@ -244,9 +245,11 @@ class Store:
         """Decode and ingest what can be decoded, in the database's thread.
 
         Returns the result and ``(index, reason)`` for each body that could not
-        be decoded (left out). Decoding here, with the collector paused, costs
-        the caller's thread nothing: a consumer's event loop stays free to
-        read the next batch.
+        be decoded (left out): bodies off the stream are decoded with
+        ``decode_incoming``, which also refuses an event without ``event_id``
+        and metadata values the projections could not use. Decoding here,
+        with the collector paused, costs the caller's thread nothing: a
+        consumer's event loop stays free to read the next batch.
         """
         return await self._run("cannot write to the store", self._ingest_encoded, bodies)
 
