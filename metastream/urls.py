@@ -72,6 +72,20 @@ def _has_credentials(url: str) -> bool:
         return False
 
 
+AUTH_FAILURES: Final = (
+    "NOAUTH",
+    "WRONGPASS",
+    "invalid username-password pair",
+    "Invalid Username or Password",
+    "Authentication required",
+    "HELLO must be called with the client already authenticated",
+    "called without any password configured",
+    "no password is set",
+)
+"""How Redis and redis-py word an authentication failure; matched in messages whose
+exception lost its cause on the way (FastStream re-raises startup errors without it)."""
+
+
 def is_auth_failure(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) is Redis refusing to authenticate the client."""
     import redis
@@ -82,9 +96,7 @@ def is_auth_failure(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, redis.AuthenticationError):
             return True
-        if isinstance(current, redis.ResponseError) and str(current).startswith(
-            ("NOAUTH", "WRONGPASS")
-        ):
+        if any(marker in str(current) for marker in AUTH_FAILURES):
             return True
         current = current.__cause__ or current.__context__
     return False

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from metastream import config
 from metastream.cli.common import settings as settings_of
-from metastream.errors import MetastreamError
+from metastream.errors import MetastreamError, NotRunning
+from metastream.urls import connection_problem, is_auth_failure, scrub
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -45,8 +47,22 @@ def consume(args: argparse.Namespace) -> int:
     from metastream.consumer import run
 
     configure_logging(args.log_level)
-    run(settings_of(args))
+    settings = settings_of(args)
+    try:
+        run(settings)
+    except MetastreamError as exc:
+        raise _explained(exc, config.redis_url(settings)) from None
     return 0
+
+
+def _explained(exc: MetastreamError, url: str | None) -> MetastreamError:
+    """``exc`` as the user should read it: no password in it, an auth failure said as such."""
+    if url is not None and is_auth_failure(exc):
+        return NotRunning(connection_problem(exc, url))
+    message = scrub(str(exc), url)
+    if message == str(exc):
+        return exc
+    return NotRunning(message) if isinstance(exc, NotRunning) else MetastreamError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from metastream.cli.common import settings as settings_of
-from metastream.stack.status import StackStatus
+from metastream.stack.status import GroupStatus, SpoolStatus, StackStatus
+from metastream.urls import mask_url
 
 
 def register(sub: Any) -> None:
@@ -79,56 +80,116 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = gather(settings_of(args), db=db)
     for line in render(status):
         print(line)
-    if status.url is None:
-        print(
-            "metastream: the stack is not up: start it with `metastream up` "
-            "(or set METASTREAM_REDIS_URL)",
-            file=sys.stderr,
-        )
-        return 1
-    if not status.up:
-        print("metastream: Redis does not answer: start it with `metastream up`", file=sys.stderr)
-        return 1
-    if status.consumer_alive is False:
-        print(
-            "metastream: the consumer is not running: restart with "
-            "`metastream down && metastream up`",
-            file=sys.stderr,
-        )
+    problem = _problem(status)
+    if problem is not None:
+        print(f"metastream: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _problem(status: StackStatus) -> str | None:
+    """The one thing to tell the user on stderr (and exit 1 for), if anything is wrong."""
+    if status.url is None:
+        if status.crashed_stack is not None:
+            return (
+                "the local stack crashed (its Redis is gone): `metastream up` stops what is "
+                "left of it and starts anew"
+            )
+        return "the stack is not up: start it with `metastream up` (or set METASTREAM_REDIS_URL)"
+    if not status.up:
+        if status.auth_failed or status.source != "stack.json":
+            return status.error or "Redis does not answer"
+        return f"{status.error}: start it with `metastream up`"
+    if status.consumer_alive is False:
+        return "the consumer is not running: restart with `metastream down && metastream up`"
+    if status.consumer_problem is not None:
+        return f"the consumer stopped: {status.consumer_problem}"
+    return None
 
 
 def _n(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def render(status: StackStatus) -> list[str]:
-    """``status`` as lines for a terminal."""
-    lines = []
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _redis_lines(status: StackStatus) -> list[str]:
     if status.url is None:
-        lines.append("redis      not up (no stack.json, and METASTREAM_REDIS_URL is not set)")
-    elif status.up:
+        if status.crashed_stack is None:
+            return ["redis      not up (no stack.json, and METASTREAM_REDIS_URL is not set)"]
+        server = next((p for p in status.crashed_stack if p.role == "server"), None)
+        pid = f", pid {server.pid}," if server is not None else ""
+        return [f"redis      not up: the stack in stack.json crashed (its redis{pid} is gone)"]
+    url = mask_url(status.url)
+    if status.up:
         pid = f", pid {status.server_pid}" if status.server_pid else ""
-        lines.append(f"redis      {status.url}  up ({status.version}{pid}; from {status.source})")
-    else:
-        lines.append(f"redis      {status.url}  DOWN ({status.error})")
-    if status.consumer_pid is not None:
-        state = "running" if status.consumer_alive else "NOT RUNNING"
-        lines.append(f"consumer   pid {status.consumer_pid}  {state}")
+        return [f"redis      {url}  up ({status.version}{pid}; from {status.source})"]
+    state = "REFUSED" if status.auth_failed else "DOWN"
+    return [f"redis      {state}: {status.error or url}"]
+
+
+def _consumer_lines(status: StackStatus) -> list[str]:
+    if status.consumer_pid is None:
+        return []
+    if status.url is None and status.crashed_stack is not None:
+        if not status.consumer_alive:
+            return [f"consumer   pid {status.consumer_pid}  gone"]
+        return [
+            f"consumer   pid {status.consumer_pid}  STILL RUNNING against the dead redis "
+            "(`metastream up` or `metastream down` stops it)"
+        ]
+    state = "running" if status.consumer_alive else "NOT RUNNING"
+    lines = [f"consumer   pid {status.consumer_pid}  {state}"]
+    if status.consumer_problem is not None:
+        lines.append(f"  STOPPED: {status.consumer_problem}")
+    return lines
+
+
+def _group_lines(group: GroupStatus) -> list[str]:
+    lag = "unknown" if group.lag is None else f"{group.lag:,}"
+    live = [c for c in group.consumers if not c.gone]
+    forgotten = len(group.consumers) - len(live)
+    gone = f" (+{forgotten} of this machine gone)" if forgotten else ""
+    lines = [
+        f"  group {group.name}  lag {lag}  pending {group.pending:,}  consumers {len(live)}{gone}"
+    ]
+    for c in group.consumers:
+        if not c.gone:
+            lines.append(f"    {c.name}  pending {c.pending:,}  idle {c.idle:,.1f} s")
+        elif c.pending:  # what a gone consumer holds is claimed by a live one
+            lines.append(f"    {c.name}  GONE, pending {c.pending:,} (to be claimed)")
+    return lines
+
+
+def _spool_lines(spool: SpoolStatus | None) -> list[str]:
+    if spool is None:
+        return []
+    if not spool.files and not spool.set_aside:
+        return ["spool      empty"]
+    oldest = "" if spool.oldest_age_s is None else f", oldest {_age(spool.oldest_age_s)} old"
+    aside = f"; {spool.set_aside:,} files SET ASIDE (could not be sent)" if spool.set_aside else ""
+    return [f"spool      {spool.events:,} events in {spool.files:,} files{oldest}{aside}"]
+
+
+def render(status: StackStatus) -> list[str]:
+    """``status`` as lines for a terminal (URLs with their password masked)."""
+    lines = _redis_lines(status) + _consumer_lines(status)
     if status.up:
         lines.append(f"stream     {status.stream}  {_n(status.stream_length)} entries")
         if not status.groups:
             lines.append("  no consumer groups yet")
         for group in status.groups:
-            lag = "unknown" if group.lag is None else f"{group.lag:,}"
-            lines.append(
-                f"  group {group.name}  lag {lag}  pending {group.pending:,}  "
-                f"consumers {len(group.consumers)}"
-            )
-            for name, pending, idle in group.consumers:
-                lines.append(f"    {name}  pending {pending:,}  idle {idle:,.1f} s")
+            lines.extend(_group_lines(group))
         lines.append(f"dead       {status.dead_letter_stream}  {_n(status.dead_letters)} entries")
+    lines.extend(_spool_lines(status.spool))
     if status.db_error is not None:
         lines.append(f"log        {status.db}  ({status.db_error})")
     else:

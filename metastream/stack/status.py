@@ -1,16 +1,22 @@
 """``metastream status``: is the stack up, and how far has the consumer got?
 
-Everything is read, nothing changed: the server (URL, version, up or down),
-the stream's length, each consumer group's lag (entries not yet delivered)
-and pending count (delivered, not yet acked), the consumers, the dead
-letters, and on the SQLite side the log's head and each projection's
-checkpoint. It works the same for the local stack (found through
-``stack.json``) and for any Redis named by ``METASTREAM_REDIS_URL`` (a
-compose deployment).
+Everything is read, nothing changed: the server (URL with the password
+masked, version, up, down, or refusing our password), the stream's length,
+each consumer group's lag (entries not yet delivered) and pending count
+(delivered, not yet acked), the consumers (those of this machine whose
+process is gone marked so), the dead letters, the spool (events waiting on
+this machine to be sent), a problem the consumer reported, and on the
+SQLite side the log's head and each projection's checkpoint. It works the
+same for the local stack (found through ``stack.json``) and for any Redis
+named by ``METASTREAM_REDIS_URL`` (a compose deployment). A ``stack.json``
+whose server is gone is reported as a crashed stack, with what of it still
+runs.
 """
 
 from __future__ import annotations
 
+import importlib
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +24,10 @@ from typing import Any
 import redis
 
 from metastream import config
-from metastream.config import Settings
+from metastream.config import Settings, StackProcess, stack_process, stack_processes
 from metastream.errors import StoreError
-from metastream.stack.server import pid_alive
+from metastream.processes import pid_alive
+from metastream.urls import connection_problem
 
 
 @dataclass
@@ -29,21 +36,47 @@ class GroupStatus:
     pending: int
     lag: int | None
     """Entries not yet delivered to the group; ``None`` when Redis cannot tell (or < 7)."""
-    consumers: list[tuple[str, int, float]]
-    """``(name, pending, idle seconds)`` for each consumer."""
+    consumers: list[ConsumerStatus]
+
+
+@dataclass
+class ConsumerStatus:
+    name: str
+    pending: int
+    idle: float
+    """Seconds since it last read."""
+    gone: bool = False
+    """A consumer of this machine (``host-pid``) whose process has exited."""
+
+
+@dataclass
+class SpoolStatus:
+    """Events spooled on this machine, waiting to be sent (``producer.spool.spool_summary``)."""
+
+    files: int
+    events: int
+    oldest_age_s: float | None
+    set_aside: int
 
 
 @dataclass
 class StackStatus:
     url: str | None
+    """The URL in use, with its password (render it with ``urls.mask_url``)."""
     source: str
     """Where the URL came from: ``stack.json`` or ``METASTREAM_REDIS_URL``."""
     up: bool = False
     version: str | None = None
     error: str | None = None
+    """Why Redis could not be used, in one sentence, the password masked."""
+    auth_failed: bool = False
     server_pid: int | None = None
     consumer_pid: int | None = None
     consumer_alive: bool | None = None
+    crashed_stack: list[StackProcess] | None = None
+    """The stack file's processes, when the file is there but its server is gone."""
+    spool: SpoolStatus | None = None
+    consumer_problem: str | None = None
     stream: str = ""
     stream_length: int | None = None
     groups: list[GroupStatus] = field(default_factory=list)
@@ -66,14 +99,25 @@ def _server_version(info: dict[str, Any]) -> str:
     return f"redis {info.get('redis_version', '?')}"
 
 
+def _gone(name: str, host: str) -> bool:
+    """Whether consumer ``name`` (``host-pid``) ran on this machine and has exited."""
+    prefix, _, pid = name.rpartition("-")
+    return prefix == host and pid.isdigit() and not pid_alive(int(pid))
+
+
 def _groups(client: redis.Redis, stream: str) -> list[GroupStatus]:
     out = []
+    host = socket.gethostname()
     for group in client.xinfo_groups(stream):
         name = group["name"].decode()
-        consumers = [
-            (c["name"].decode(), int(c["pending"]), int(c["idle"]) / 1000)
-            for c in client.xinfo_consumers(stream, name)
-        ]
+        consumers = []
+        for c in client.xinfo_consumers(stream, name):
+            consumer = c["name"].decode()
+            consumers.append(
+                ConsumerStatus(
+                    consumer, int(c["pending"]), int(c["idle"]) / 1000, _gone(consumer, host)
+                )
+            )
         lag = group.get("lag")
         out.append(
             GroupStatus(
@@ -88,6 +132,7 @@ def _groups(client: redis.Redis, stream: str) -> list[GroupStatus]:
 
 def gather(settings: Settings, *, db: Path | None = None) -> StackStatus:
     """The status of the stack ``settings`` point at; ``db`` overrides the recorded database."""
+    recorded = config.load_stack_file(settings)
     stack = config.read_stack_file(settings)
     url = config.redis_url(settings)
     status = StackStatus(
@@ -97,20 +142,24 @@ def gather(settings: Settings, *, db: Path | None = None) -> StackStatus:
         dead_letter_stream=settings.dead_letter_stream,
         db=db or settings.db,
     )
-    if stack is not None:
-        server_pid = stack.get("server_pid")
-        status.server_pid = server_pid if isinstance(server_pid, int) else None
-        pid = stack.get("consumer_pid")
-        if isinstance(pid, int):
-            status.consumer_pid = pid
-            status.consumer_alive = pid_alive(pid)
-        if db is None and isinstance(stack.get("db"), str):
-            status.db = Path(str(stack["db"]))
-        if isinstance(stack.get("stream"), str):
-            status.stream = str(stack["stream"])
+    if recorded is not None and stack is None:
+        status.crashed_stack = stack_processes(recorded)
+    if recorded is not None and (stack is not None or settings.redis_url is None):
+        server = stack_process(recorded, "server")
+        status.server_pid = server.pid if server is not None else None
+        consumer = stack_process(recorded, "consumer")
+        if consumer is not None:
+            status.consumer_pid = consumer.pid
+            status.consumer_alive = consumer.alive()
+        if db is None and isinstance(recorded.get("db"), str):
+            status.db = Path(str(recorded["db"]))
+        if isinstance(recorded.get("stream"), str):
+            status.stream = str(recorded["stream"])
     if url is not None:
         _read_redis(status, url)
     _read_db(status)
+    status.spool = _spool(settings)
+    status.consumer_problem = _consumer_problem(settings.with_(db=status.db or settings.db))
     return status
 
 
@@ -124,9 +173,44 @@ def _read_redis(status: StackStatus, url: str) -> None:
             status.groups = _groups(client, status.stream)
         status.dead_letters = int(client.xlen(status.dead_letter_stream))
     except (redis.RedisError, OSError) as exc:
-        status.error = str(exc)
+        status.error = connection_problem(exc, url)
+        status.auth_failed = isinstance(exc, redis.AuthenticationError)
     finally:
         client.close()
+
+
+# Wired to functions of other packages that may not exist in this checkout
+# yet (issue 7): looked up by name, so status works with or without them.
+# Once both exist everywhere, import them directly.
+
+
+def _spool(settings: Settings) -> SpoolStatus | None:
+    """What ``metastream.producer.spool.spool_summary(settings.spool_dir)`` says, if it exists."""
+    try:
+        summarize = importlib.import_module("metastream.producer.spool").spool_summary
+    except (ImportError, AttributeError):
+        return None
+    summary = summarize(settings.spool_dir)
+    return SpoolStatus(
+        files=int(summary.files),
+        events=int(summary.events),
+        oldest_age_s=None if summary.oldest_age_s is None else float(summary.oldest_age_s),
+        set_aside=_count(summary.set_aside),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else len(value)
+
+
+def _consumer_problem(settings: Settings) -> str | None:
+    """What ``consumer_problem(settings)`` of the consumer package reports, if it exists."""
+    try:
+        find = importlib.import_module("metastream.consumer").consumer_problem
+    except (ImportError, AttributeError):
+        return None
+    found = find(settings)
+    return None if found is None else str(found)
 
 
 def _read_db(status: StackStatus) -> None:
