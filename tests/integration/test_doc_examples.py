@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->")
 FENCE = re.compile(r"^```(?P<info>\S*)\s*$")
-PRINT_COMMENT = re.compile(r"^print\((?P<expr>.*)\)\s+#\s*(?P<shown>[\[{(].*)$")
+PRINT_COMMENT = re.compile(r"^(?P<indent>\s*)print\((?P<expr>.*)\)\s+#\s*(?P<shown>.*)$")
 
 
 @dataclass
@@ -109,7 +109,13 @@ def test_every_block_runs_or_says_why_not(path: Path) -> None:
 
 
 def _with_checked_prints(code: str) -> str:
-    """``print(x)  # {...}`` becomes a print and an assertion that x equals what is shown."""
+    """``print(x)  # {...}`` becomes a print and an assertion that it prints what is shown.
+
+    The comment is evaluated in the example's namespace (so ``StorageSize(3)``
+    means metastream's), and what ``print`` writes must equal what the
+    comment's value prints. A comment that is not an expression is an
+    illustration, only printed.
+    """
     out: list[str] = []
     for line in code.splitlines():
         match = PRINT_COMMENT.match(line)
@@ -118,13 +124,17 @@ def _with_checked_prints(code: str) -> str:
             continue
         shown = match["shown"]
         try:
-            ast.literal_eval(shown)
-        except (ValueError, SyntaxError):
-            out.append(line)  # an illustration, not a literal: only printed
+            ast.parse(shown, mode="eval")
+        except SyntaxError:
+            out.append(line)
             continue
-        out.append(f"__shown = {match['expr']}")
-        out.append("print(__shown)")
-        out.append(f"assert __shown == {shown}, ('printed', __shown, 'the text shows', {shown!r})")
+        indent = match["indent"]
+        out.append(f"{indent}__shown = {match['expr']}")
+        out.append(f"{indent}print(__shown)")
+        out.append(
+            f"{indent}assert str(__shown) == str({shown}), "
+            f"('printed', str(__shown), 'the text shows', {shown!r})"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -154,7 +164,7 @@ def test_python_blocks_run_against_the_real_stack(
         code = compile(_with_checked_prints(block.code), block.where(), "exec")
         with contextlib.redirect_stdout(printed):
             try:
-                exec(code, namespace)
+                exec(code, namespace)  # noqa: S102 - the documentation's own examples
             except Exception as exc:
                 pytest.fail(
                     f"{block.where()} fails as written: {type(exc).__name__}: {exc}\n"
