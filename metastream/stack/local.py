@@ -378,7 +378,11 @@ def down(settings: Settings, say: Say = print) -> bool:
     recorded = stack_processes(record)
     ours = [p for p in recorded if _is_ours(p)]
     for p in recorded:
-        if p not in ours and p.pid != os.getpid():
+        if p in ours or p.pid == os.getpid():
+            continue
+        if p.alive():
+            say(f"{_named(p)} (pid {p.pid}): that pid is another program's now; left alone")
+        else:
             say(f"{_named(p)} (pid {p.pid}) was already gone")
     _stop(ours, say)
     settings.stack_file.unlink(missing_ok=True)

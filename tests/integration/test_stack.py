@@ -16,6 +16,7 @@ import redis
 from metastream import config
 from metastream.config import Settings
 from metastream.stack.server import pid_alive, stop_pid
+from metastream.urls import mask_url
 from tests.streams import cli, fill, head, run_events, stop_stack_left_in, wait_for_sync
 
 pytestmark = pytest.mark.redis
@@ -41,9 +42,14 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     assert started.returncode == 0, started.stdout + started.stderr
     assert "metastream is up" in started.stdout
     record = json.loads(settings.stack_file.read_text())
-    assert set(record) >= {"redis_url", "server_pid", "consumer_pid", "db", "stream", "started"}
+    assert set(record) >= {"redis_url", "processes", "db", "stream", "started"}
+    assert [p["role"] for p in record["processes"]] == ["server", "consumer"]
+    assert record["server_pid"] == record["processes"][0]["pid"]  # kept for scripts
+    assert record["consumer_pid"] == record["processes"][1]["pid"]
     url = record["redis_url"]
     assert not url.endswith(":6379/0")
+    shown = mask_url(url)
+    assert shown != url  # the stack's Redis has a password
     assert pid_alive(record["server_pid"])
     assert pid_alive(record["consumer_pid"])
     assert record["db"] == str(settings.db)
@@ -53,7 +59,7 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     again = cli("up", "--detach")
     assert again.returncode == 0
     assert "already up" in again.stdout
-    assert url in again.stdout
+    assert shown in again.stdout
 
     client = redis.Redis.from_url(url)
     try:
@@ -69,7 +75,8 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     status = cli("status")
     assert status.returncode == 0, status.stdout + status.stderr
     out = status.stdout
-    assert url in out
+    assert shown in out
+    assert url not in out
     assert "up (valkey" in out or "up (redis" in out
     assert f"consumer   pid {record['consumer_pid']}  running" in out
     assert "metastream:events  250 entries" in out
