@@ -1,10 +1,12 @@
 """``Producer``: publish encoded events without ever waiting on Redis.
 
-``publish(body)`` appends to an in-memory queue and returns; a background
-thread sends batches (``sender.py``). What cannot be sent goes to a local
-spool and is sent later, by this process or the next producer to start.
-Delivery is at-least-once: an event may reach the stream twice (the
-consumer deduplicates by ``event_id``), it is never dropped.
+``publish(body)`` copies the event into a memory-mapped spool segment
+(``segments.py``) and an in-memory queue, and returns; a background thread
+sends batches (``sender.py``). What cannot be sent goes to a local spool
+and is sent later: by this process, by the local stack's drainer
+(``drain.py``), or by any producer that finds it. Delivery is
+at-least-once: an event may reach the stream twice (the consumer
+deduplicates by ``event_id``), it is never dropped.
 
 Threads: ``publish`` may be called from any thread. Processes: after
 ``fork()`` a producer in the child starts afresh (its own queue, connection,
@@ -16,8 +18,10 @@ so call them with ``await asyncio.to_thread(producer.flush, 5.0)``.
 At interpreter exit every producer is closed (``atexit``; in
 ``multiprocessing`` children, a ``multiprocessing.util.Finalize``): it gets
 ``exit_timeout`` seconds (5 by default) to send what is queued, and spools
-the rest. A process killed with SIGKILL loses only what was still in memory;
-what reached the spool is sent by the next producer.
+the rest (events already in a segment are not written again: the segment
+becomes a spool file). A process killed with SIGKILL (the OOM killer) loses
+nothing: every event it published is in a segment in the page cache, and the
+stack's drainer (or any producer) sends the segments it left.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 
 from metastream.config import Settings
 from metastream.producer.queue import EventQueue
+from metastream.producer.segments import SEGMENT_BYTES
 from metastream.producer.sender import Sender
 from metastream.producer.spool import SpoolError, has_spool_files
 from metastream.producer.stats import ProducerStats
@@ -59,6 +64,9 @@ class Producer:
         stream: overrides ``settings.stream``.
         spool_dir: overrides ``settings.spool_dir``.
         exit_timeout: seconds to keep sending at interpreter exit.
+        segment_bytes: the size of a spool segment (``segments.SEGMENT_BYTES`` by
+            default); 0 keeps queued events in memory only, so a SIGKILL loses them
+            (for comparisons, and where no file may be written).
     """
 
     def __init__(
@@ -69,12 +77,14 @@ class Producer:
         stream: str | None = None,
         spool_dir: Path | None = None,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.redis_url = redis_url or self.settings.redis_url
         self.stream = stream or self.settings.stream
         self.spool_dir = Path(spool_dir) if spool_dir is not None else self.settings.spool_dir
         self.exit_timeout = exit_timeout
+        self.segment_bytes = segment_bytes
         self._setup()
         _producers.add(self)
         if has_spool_files(self.spool_dir):  # resend what earlier producers left, now
@@ -84,7 +94,13 @@ class Producer:
         self._state = threading.Lock()  # starting and closing; never taken by publish
         self._running = False
         self._closed = False
-        self._queue = EventQueue(self.settings.max_queue_bytes, self._wake, self._overflow)
+        self._queue = EventQueue(
+            self.settings.max_queue_bytes,
+            self._wake,
+            self._overflow,
+            segments_dir=self.spool_dir if self.segment_bytes else None,
+            segment_bytes=self.segment_bytes,
+        )
         self._sender = Sender(
             self._queue,
             settings=self.settings,
@@ -94,44 +110,47 @@ class Producer:
         )
 
     def publish(self, body: bytes) -> None:
-        """Queue one encoded event (``encode_event(event)``) and return at once.
+        """Write one encoded event (``encode_event(event)``) to the segment, queue it, return.
 
         Never blocks and never raises for transport problems: when Redis is
-        down or slow the event is spooled by a background thread. After
+        down or slow the event is spooled by a background thread. Once this
+        returns, the event survives the process being killed. After
         ``close()`` the event is written straight to the spool (a single
         ``write()``), since no thread is left to do it.
         """
         self._queue.put(body)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything published so far is in Redis; at most ``timeout`` seconds.
+        """Wait until this producer's events are in Redis; at most ``timeout`` seconds.
 
-        Returns ``True`` when every event published before the call is
-        acknowledged by Redis, including events that went through the spool
-        and were resent. Returns ``False`` when the time ran out, or as soon
-        as every event is either acknowledged or safely in the spool while
-        Redis cannot be reached. Blocks: from asyncio code use
+        What ``True`` means, exactly: every event *this producer* published
+        before the call is acknowledged by Redis, including events that went
+        through its own spool and were resent. It says nothing about spool
+        files other processes left behind (those are sent by the local
+        stack's drainer; ``metastream.producer.spool_summary(spool_dir)``
+        counts them, and ``metastream status`` shows them).
+
+        ``False``: the time ran out; or every event is either acknowledged
+        or safely in the spool while Redis cannot be reached (returned as
+        soon as that is so); or some of this producer's events were set
+        aside because Redis would not take them (``stats.set_aside``,
+        ``metastream spool list``). Blocks: from asyncio code use
         ``await asyncio.to_thread(producer.flush, timeout)``.
         """
         q = self._queue
         if not self._running:
-            with q.cond:
-                return not q.items and not q.in_flight and q.own_spooled == 0
-        with q.cond:
-            target = q.queued
-            q.flush_target = max(q.flush_target, target)
+            return q.all_settled()
+        target = q.request_flush()
         self._sender.wakeup.set()
         deadline = None if timeout is None else time.monotonic() + timeout
-        with q.cond:
-            if not q.cond.wait_for(lambda: q.watermark() >= target, _left(deadline)):
-                return False
-            q.cond.wait_for(lambda: q.own_spooled <= 0 or q.reachable is False, _left(deadline))
-            return q.own_spooled <= 0
+        return q.wait_settled(target, deadline)
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued for up to ``timeout`` seconds, spool the rest, stop the thread.
 
-        Spool files stay on disk for the next producer. Publishing after
+        Events not sent stay in the spool for the stack's drainer (or any
+        producer): a segment still holding unsent events becomes a spool
+        file as it is, without writing them again. Publishing after
         ``close()`` still works: each event is written straight to the spool.
         """
         with self._state:
@@ -144,12 +163,12 @@ class Producer:
             self._flush_running(timeout)
         with self._state:
             running, self._running = self._running, False
-        q.wake_at = 0  # from here on every put calls _wake, which spools the event
+        q.closing()  # from here on every put calls _wake, which spools the event
         if not running:
             self._spool_leftovers()
             return
         stopped = sender.stop(timeout=min(1.0, max(0.1, timeout)))
-        q.wake_at = 0  # again: the sender may have reset it on its way out
+        q.closing()  # again: the sender may have reset it on its way out
         self._spool_leftovers()
         if stopped:
             sender.release()
@@ -166,19 +185,18 @@ class Producer:
         """The counters (see ``ProducerStats``), read without stopping anything."""
         q = self._queue
         s = self._sender
-        with q.cond:
-            in_flight = sum(map(len, q.in_flight.values()))
-            own = q.own_spooled
+        pending, own, kept, set_aside = q.counts()
         return ProducerStats(
             queued=q.queued,
             sent=s.sent,
-            spooled=s.spool.written,
+            spooled=s.spool.written + kept,
             resent=s.resent,
             failed=s.failed,
             dropped=0,
-            pending=len(q.items) + in_flight,
+            pending=pending,
             pending_bytes=max(0, q.pending_bytes),
             spool_backlog=max(0, own),
+            set_aside=set_aside,
             connected=s.transport.connected,
         )
 
@@ -201,7 +219,7 @@ class Producer:
             overflow = self._sender.overflow
             if not overflow.is_set():
                 overflow.set()
-            if len(self._queue.items) >= self._queue.wake_at:  # an idle sender can help too
+            if self._queue.waiting >= self._queue.wake_at:  # an idle sender can help too
                 self._wake()
         else:
             self._start_or_spool()
@@ -229,27 +247,34 @@ class Producer:
             logger.exception("metastream producer: flush failed while closing")
 
     def _spool_leftovers(self) -> None:
-        """Write whatever is still queued or in flight to the spool, on this thread."""
+        """Leave what is still queued or in flight in the spool, on this thread.
+
+        Events in segments stay there (a segment with unsent events is kept
+        as a spool file once the producer is closed); the others, if any, are
+        written to the spool file.
+        """
         q = self._queue
-        bodies = q.take_everything()
-        if not bodies:
-            return
-        try:
-            self._sender.spool.append(bodies)
-        except SpoolError as exc:
-            logger.error(
-                "metastream: %d events could not be sent nor spooled (%s); they are lost "
-                "when this process ends",
-                len(bodies),
-                exc,
-            )
-            q.items.extendleft(reversed(bodies))
-            return
-        with q.cond:
-            q.own_spooled += len(bodies)
+        in_segments, bodies = q.take_leftovers()
+        if self._closed:
+            q.close_segments()
+        if bodies:
+            try:
+                self._sender.spool.append(bodies)
+            except SpoolError as exc:
+                logger.error(
+                    "metastream: %d events could not be sent nor spooled (%s); they are lost "
+                    "when this process ends",
+                    len(bodies),
+                    exc,
+                )
+                q.restore(bodies)
+                bodies = []
+        if in_segments or bodies:
+            q.spooled_leftovers(in_segments, len(bodies))
 
     def _after_fork_in_child(self) -> None:
         self._sender.abandon()
+        self._queue.abandon()
         self._setup()
 
 

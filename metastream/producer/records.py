@@ -7,6 +7,11 @@ encoded event). A crash can only tear the *last* record; the reader
 recognises a torn or corrupted record by its length or checksum, logs a
 warning and skips it, and never hands out bytes that were not written as one
 whole record.
+
+A record header of eight zero bytes marks the end of the written data: a
+memory-mapped segment (``segments.py``) is created at its full size, zeroed,
+and its tail past the last record is read as "nothing more", not as
+corruption. (A record always has a body: an encoded event is never empty.)
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ def iter_records(
             )
             return
         length, crc = HEADER.unpack_from(buf, rel)
+        if length == 0 and crc == 0:  # the zeroed, never written tail of a segment
+            return
         body_end = pos + HEADER.size + length
         if 0 < length <= MAX_RECORD and body_end > end:
             logger.warning(
@@ -118,7 +125,9 @@ def _resync(fd: int, pos: int, end: int) -> int | None:
     """The first offset after ``pos`` where a whole, valid record starts."""
     data = os.pread(fd, end - pos, pos)
     unpack_from = HEADER.unpack_from
-    for i in range(1, len(data) - HEADER.size):
+    # A record starts with a non-zero header: never look for one in a zeroed tail.
+    written = len(data.rstrip(b"\0"))
+    for i in range(1, min(written, len(data) - HEADER.size)):
         length, crc = unpack_from(data, i)
         if 0 < length <= len(data) - i - HEADER.size:
             start = i + HEADER.size

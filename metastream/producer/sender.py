@@ -33,7 +33,8 @@ from typing import Final
 
 from metastream import config
 from metastream.config import Settings
-from metastream.producer.queue import NEVER, EventQueue
+from metastream.producer.queue import EventQueue
+from metastream.producer.resend import Resender
 from metastream.producer.spool import SpoolError, SpoolFile, SpoolWriter, claim_orphans
 from metastream.producer.transport import Transport, TransportError, redact
 
@@ -98,6 +99,7 @@ class Sender:
         self.linger = settings.linger_ms / 1000
         self.take_bytes = min(MAX_TAKE_BYTES, max(1 << 16, settings.max_queue_bytes // 4))
         self.transport = Transport(stream)
+        self.resender = Resender(self.transport, self._reconnect_now)
         self.spool = SpoolWriter(spool_dir)
         self.backlog: list[SpoolFile] = []  # spool files to resend, oldest first
         self.held: deque[tuple[int, list[bytes]]] = deque()  # neither sent nor spooled yet
@@ -178,7 +180,7 @@ class Sender:
         """Sleep until a batch is due, a retry is due, or a caller wakes us."""
         q = self.q
         now = time.monotonic()
-        if q.items:
+        if q.waiting:
             if self._queue_due(now):
                 return
             wake_at, deadline = self.batch_size, self._batch_started + self.linger
@@ -194,21 +196,19 @@ class Sender:
                 if now >= self._hold_until:
                     return
                 deadline = min(deadline, self._hold_until)
-        q.wake_at = wake_at
+        q.sleep_until(wake_at)
         self.wakeup.clear()
-        if len(q.items) < wake_at and q.taken >= q.flush_target and not self.stopping:  # re-check
+        if q.waiting < wake_at and not q.flush_wanted and not self.stopping:  # re-check
             self.wakeup.wait(max(0.0, deadline - now))
-        q.wake_at = NEVER
-        if wake_at == 1 and q.items:  # woken from idle: the linger starts now
+        q.awake()
+        if wake_at == 1 and q.waiting:  # woken from idle: the linger starts now
             self._batch_started = time.monotonic()
 
     def _queue_due(self, now: float) -> bool:
         q = self.q
-        n = len(q.items)
+        n = q.waiting
         return n > 0 and (
-            n >= self.batch_size
-            or q.taken < q.flush_target
-            or now >= self._batch_started + self.linger
+            n >= self.batch_size or q.flush_wanted or now >= self._batch_started + self.linger
         )
 
     def _cycle(self) -> None:
@@ -227,6 +227,7 @@ class Sender:
                 self._rotate_own()  # the overflow spooled while we were connected: resend it
             if self.backlog:
                 self._resend_some()
+        self.q.prepare_segments()
 
     def _rotate_own(self) -> None:
         own = self.spool.rotate()
@@ -255,7 +256,7 @@ class Sender:
 
     def _spool_or_hold(self, ticket: int, bodies: list[bytes]) -> bool:
         """Spool ``bodies``; if the spool cannot be written, keep them for a later try."""
-        if self.q.closing:  # close() has copied every batch in flight to the spool itself
+        if self.q.is_closing:  # close() has copied every batch in flight to the spool itself
             self.q.settle(ticket)
             return True
         try:
@@ -318,11 +319,18 @@ class Sender:
         return True
 
     def _set_reachable(self, reachable: bool) -> None:
-        q = self.q
-        if q.reachable is not reachable:
-            with q.cond:
-                q.reachable = reachable
-                q.cond.notify_all()
+        self.q.set_reachable(reachable)
+
+    def _reconnect_now(self) -> bool:
+        """After a failed resend: whether Redis answers a new connection (for ``Resender``)."""
+        url = self.redis_url or config.redis_url(self.settings)
+        if url is None:
+            return False
+        try:
+            self.transport.connect(url)
+        except TransportError:
+            return False
+        return True
 
     def _claim_orphans(self, now: float) -> None:
         self._next_scan = now + ORPHAN_SCAN
@@ -343,31 +351,30 @@ class Sender:
             self.backlog.extend(found)
 
     def _resend_some(self) -> None:
-        """Resend a batch from the oldest spool file; delete the file once Redis has all of it."""
+        """Resend a batch from the oldest spool file; delete the file once Redis has all of it.
+
+        An event Redis will not take is set aside after a few tries
+        (``resend.py``), so it never holds back the files behind it.
+        """
         file = self.backlog[0]
         try:
-            bodies, end = file.read(max(self.batch_size, 10_000), self.take_bytes)
+            sent = self.resender.send_some(file, max(self.batch_size, 10_000), self.take_bytes)
+        except TransportError as exc:  # the file is read again from its last commit
+            self._send_failed(exc)
+            return
         except OSError as exc:
-            logger.error("metastream: cannot read spool %s (%s); left for later", file.path, exc)
+            logger.error("metastream: cannot resend spool %s (%s); left for later", file.path, exc)
             self.backlog.pop(0)
             file.release()
             return
-        if bodies:
-            try:
-                self.transport.send(bodies)
-            except TransportError as exc:  # the file is read again from its last commit
-                self._send_failed(exc)
-                return
-            self.resent += len(bodies)
+        if sent:
+            self.resent += sent
             self._backoff = RECONNECT_MIN
-        file.commit(end)
         if file.done:
             self.backlog.pop(0)
             file.remove()
             if file.own and file.records:
-                with self.q.cond:
-                    self.q.own_spooled -= file.records
-                    self.q.cond.notify_all()
+                self.q.spool_resent(file.records, set_aside=file.set_aside)
 
     # -- the overflow thread -----------------------------------------------------
 

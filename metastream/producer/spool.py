@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 SUFFIX: Final = ".spool"
 TMP_SUFFIX: Final = ".tmp"
+SEGMENT_SUFFIX: Final = ".segment"
+"""A memory-mapped segment (``segments.py``): a spool file with a zeroed tail, locked by the
+producer that writes it; one whose producer died is claimed and sent like a spool file."""
 CORRUPT_SUFFIX: Final = ".corrupt"
 """A file that does not start with ``MAGIC`` is renamed to this, kept for inspection."""
 
@@ -75,6 +78,7 @@ class SpoolFile:
         self.records = records  # how many records it holds, when we wrote them ourselves
         self.offset = offset
         self.corrupt = False  # some bytes could not be read: keep the file when done
+        self.set_aside = 0  # records Redis would not take, moved to a .failed file
 
     def read(self, max_events: int, max_bytes: int) -> tuple[list[bytes], int]:
         """Up to ``max_events`` records (about ``max_bytes``) from ``offset``, and their end."""
@@ -211,29 +215,46 @@ class SpoolWriter:
             os.close(file.fd)
 
     def _create(self) -> SpoolFile:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for _ in range(10):
-            stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
-            tmp = self.directory / (stem + TMP_SUFFIX)
-            final = self.directory / (stem + SUFFIX)
-            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # we are its only writer
-            fd = os.open(tmp, flags, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                _write_all(fd, FILE_HEADER.pack(MAGIC, FIRST_RECORD))
-                os.rename(tmp, final)
-            except (BlockingIOError, FileNotFoundError):
-                os.close(fd)  # a claimer took our .tmp for a stale one: try another name
-                continue
-            except BaseException:
-                os.close(fd)
-                _unlink_quietly(tmp)
-                raise
-            _sync_directory(self.directory)
-            self._size = FIRST_RECORD
-            self._file = SpoolFile(final, fd, own=True, records=0)
-            return self._file
-        raise OSError(f"could not create a spool file in {self.directory}")
+        final, fd = create_locked_file(self.directory, SUFFIX)
+        self._size = FIRST_RECORD
+        self._file = SpoolFile(final, fd, own=True, records=0)
+        return self._file
+
+
+def create_locked_file(directory: Path, suffix: str, size: int = 0) -> tuple[Path, int]:
+    """A new spool-format file ``<time_ns>-<pid>-<random><suffix>``, open and locked by us.
+
+    It is created under a ``.tmp`` name, locked, given its header (and, with
+    ``size``, reserved at that size with ``posix_fallocate`` and so zeroed),
+    and only then renamed: a claimer never sees it before it is locked.
+    ``OSError`` when the directory or the disk refuses.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for _ in range(10):
+        stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = directory / (stem + TMP_SUFFIX)
+        final = directory / (stem + suffix)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # we are its only writer
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_all(fd, FILE_HEADER.pack(MAGIC, FIRST_RECORD))
+            if size:
+                os.posix_fallocate(fd, 0, size)
+            os.rename(tmp, final)
+        except (BlockingIOError, FileNotFoundError):
+            os.close(fd)  # a claimer took our .tmp for a stale one: try another name
+            continue
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        _sync_directory(directory)
+        return final, fd
+    raise OSError(f"could not create a spool file in {directory}")
+
+
+_CLAIMABLE: Final = (SUFFIX, SEGMENT_SUFFIX, TMP_SUFFIX)
 
 
 def has_spool_files(directory: Path) -> bool:
@@ -248,12 +269,15 @@ def has_spool_files(directory: Path) -> bool:
 def claim_orphans(directory: Path, skip: Iterable[Path] = ()) -> list[SpoolFile]:
     """Lock and return the spool files in ``directory`` that no live producer holds, oldest first.
 
-    Stale ``.tmp`` files (a producer died while creating its file, before any
+    Segments (``.segment``) whose producer died are spool files too. Stale
+    ``.tmp`` files (a producer died while creating its file, before any
     record) are deleted; a file that is not a spool file is renamed to
     ``.corrupt`` with a warning.
     """
     try:
-        paths = sorted(p for p in directory.iterdir() if p.suffix in (SUFFIX, TMP_SUFFIX))
+        paths = sorted(
+            (p for p in directory.iterdir() if p.suffix in _CLAIMABLE), key=lambda p: p.name
+        )
     except FileNotFoundError:
         return []
     skipped = set(skip)

@@ -28,6 +28,8 @@ class ProducerStats(msgspec.Struct, frozen=True, kw_only=True):
         pending_bytes: their size in bytes (bounded by ``max_queue_bytes``).
         spool_backlog: events this producer spooled that Redis has not
             acknowledged yet.
+        set_aside: events of this producer's spool that Redis would not take
+            (after retries), moved to ``.failed`` files (``metastream spool list``).
         connected: whether the producer holds a working Redis connection.
     """
 
@@ -40,4 +42,5 @@ class ProducerStats(msgspec.Struct, frozen=True, kw_only=True):
     pending: int = 0
     pending_bytes: int = 0
     spool_backlog: int = 0
+    set_aside: int = 0
     connected: bool = False

@@ -40,11 +40,15 @@ _READ_SIZE: Final = 1 << 16
 
 
 class TransportError(Exception):
-    """A batch, or a connection attempt, failed; ``unsent`` holds what was not acknowledged."""
+    """A batch, or a connection attempt, failed; ``unsent`` holds what was not acknowledged.
 
-    def __init__(self, message: str, unsent: list[bytes] | None = None) -> None:
+    ``reply`` is the first error reply Redis gave, when it refused events.
+    """
+
+    def __init__(self, message: str, unsent: list[bytes] | None = None, reply: str = "") -> None:
         super().__init__(message)
         self.unsent: list[bytes] = unsent if unsent is not None else []
+        self.reply = reply
 
 
 def redact(url: str) -> str:
@@ -118,9 +122,11 @@ class Transport:
             refused = [
                 i for i, reply in enumerate(replies) if isinstance(reply, hiredis.ReplyError)
             ]
+            reply = str(replies[refused[0]])
             raise TransportError(
-                f"Redis refused {len(refused)} of {len(bodies)} events: {replies[refused[0]]}",
+                f"Redis refused {len(refused)} of {len(bodies)} events: {reply}",
                 [bodies[i] for i in refused],
+                reply,
             )
 
     def close(self) -> None:
@@ -154,6 +160,11 @@ def _read_replies(sock: socket.socket, count: int) -> tuple[bytes, int]:
     while True:
         data = sock.recv(_READ_SIZE)
         if not data:
+            said = b"".join(chunks)
+            if errors:  # e.g. "-ERR Protocol error: invalid bulk length", then the close
+                first = said[said.find(b"-") if said[:1] == b"-" else said.find(b"\n-") + 1 :]
+                reply = first.split(b"\r\n", 1)[0][1:].decode(errors="replace")
+                raise ConnectionResetError(f"Redis replied {reply!r} and closed the connection")
             raise ConnectionResetError("Redis closed the connection")
         chunks.append(data)
         lines += data.count(b"\n")

@@ -91,12 +91,27 @@ def test_torn_tail_is_skipped_with_a_warning(
     assert path.name in record.getMessage()
 
 
-def test_zero_filled_tail_is_skipped_with_a_warning(
+def test_zero_filled_tail_is_the_end_of_the_written_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a segment's reserved tail holds (and what a power loss can leave on some file
+    # systems): an all-zero record header is "nothing more", not corruption.
+    path = _write(tmp_path, BODIES)
+    with path.open("ab") as f:
+        f.write(b"\x00" * 4096)
+
+    with caplog.at_level(logging.WARNING, logger="metastream.producer"):
+        assert read_spool(path) == BODIES
+
+    assert caplog.records == []
+
+
+def test_a_corrupted_record_before_a_zeroed_tail_is_skipped_without_scanning_the_zeros(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = _write(tmp_path, BODIES)
     with path.open("ab") as f:
-        f.write(b"\x00" * 4096)  # what a power loss can leave on some file systems
+        f.write(HEADER.pack(5, 12345) + b"bad!!" + b"\x00" * (4 << 20))
 
     with caplog.at_level(logging.WARNING, logger="metastream.producer"):
         assert read_spool(path) == BODIES
