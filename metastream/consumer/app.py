@@ -22,6 +22,20 @@ What runs, in FastStream's lifecycle order:
 * ``after_shutdown``: the batches read ahead are finished and acked, then the
   store and the Redis client are closed (an open aiosqlite connection would
   keep the process alive).
+
+Two ways the app ends by itself, handled by :func:`serve`:
+
+* The database file is deleted or replaced under it (``identity.py``): it
+  stops with nothing more acked, says so in the log, writes the reason for
+  ``metastream status`` (``stopped.py``) and :func:`serve` raises
+  :class:`~metastream.consumer.identity.DatabaseReplaced` (the command exits
+  with 1).
+* Its consumer group is gone (Redis restarted without its data, or someone
+  deleted the stream): FastStream stops the subscriber on ``NOGROUP``;
+  :func:`serve` logs a WARNING that Redis lost data and events may be
+  missing, and starts the consumer again, which recreates the group at
+  ``0`` (whatever producers add from now on, and what they spooled, is
+  read).
 """
 
 from __future__ import annotations
@@ -40,10 +54,17 @@ from redis.exceptions import RedisError
 from metastream import config
 from metastream.config import Settings
 from metastream.consumer.entries import Entry, decode_batch, parse_batch
-from metastream.consumer.group import consumer_name, ensure_group, forget_idle_consumers
+from metastream.consumer.group import (
+    consumer_name,
+    ensure_group,
+    forget_idle_consumers,
+    group_exists,
+)
+from metastream.consumer.identity import DatabaseIdentity, DatabaseReplaced
 from metastream.consumer.ingest import Ingestor
 from metastream.consumer.readahead import ReadAhead
 from metastream.consumer.reclaim import Reclaimer
+from metastream.consumer.stopped import clear_stop, record_stop
 from metastream.consumer.trim import trim_acked
 from metastream.errors import NotRunning, StoreError
 from metastream.projections import Store
@@ -79,6 +100,10 @@ class Consumer:
         self.name = name or consumer_name()
         self.housekeeping_interval = housekeeping_interval
         self.environ = environ
+        self.problem: str | None = None
+        """Why this consumer stopped by itself (the database was replaced), if it did."""
+        self.group_lost = False
+        """Whether the subscriber stopped because the consumer group was gone (NOGROUP)."""
         self.client: aredis.Redis | None = None
         self.store: Store | None = None
         self.ingestor: Ingestor | None = None
@@ -97,7 +122,7 @@ class Consumer:
             log_level=logging.DEBUG,
             graceful_timeout=GRACEFUL_TIMEOUT,
         )
-        subscriber = self.broker.subscriber(
+        self.subscriber = subscriber = self.broker.subscriber(
             stream=StreamSub(
                 settings.stream,
                 group=settings.group,
@@ -128,6 +153,16 @@ class Consumer:
             after_shutdown=[self.close],
         )
 
+    def again(self) -> Consumer:
+        """A new consumer like this one (same settings, name and options), not started."""
+        return Consumer(
+            self.settings,
+            url=self.url,
+            name=self.name,
+            housekeeping_interval=self.housekeeping_interval,
+            environ=self.environ,
+        )
+
     # -- lifecycle hooks ---------------------------------------------------
 
     async def open(self) -> None:
@@ -142,15 +177,25 @@ class Consumer:
                 raise NotRunning(f"cannot reach Redis at {self.url}: {exc}") from exc
             try:
                 self.store = await Store.open(settings.db)
+                identity = DatabaseIdentity(settings.db)
             except OSError as exc:  # e.g. a directory that cannot be created
                 raise StoreError(f"cannot open the database {settings.db}: {exc}") from exc
         except BaseException:
             await self.close()
             raise
+        clear_stop(settings)
         # What exists now lives as long as the process: keep it out of the
         # collector's passes, which otherwise rescan it while batches churn.
         gc.freeze()
-        self.ingestor = Ingestor(self.store, client, settings, self.name, self.environ)
+        self.ingestor = Ingestor(
+            self.store,
+            client,
+            settings,
+            self.name,
+            self.environ,
+            identity=identity,
+            on_stop=self.stop_for,
+        )
         self.reclaimer = Reclaimer(self.ingestor, client, settings.claim_idle_ms)
         self.readahead = ReadAhead(self.ingestor)
         log.info(
@@ -168,11 +213,28 @@ class Consumer:
         self._spawn(self.reclaimer.run(), "reclaim")
         self._spawn(self._housekeeping(), "housekeeping")
 
+    def stop_for(self, problem: str) -> None:
+        """Stop the app because of ``problem`` (nothing more is acked): log it, record it."""
+        if self.problem is not None:
+            return
+        self.problem = problem
+        log.critical("stopping: %s", problem)
+        record_stop(self.settings, problem)
+        self.app.exit()
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"metastream-{name}"))
 
     async def stop_background(self) -> None:
         """Let the loops finish their current step, then end them."""
+        if not self.subscriber.running and self.problem is None and self.client is not None:
+            # FastStream stopped the subscriber by itself: on NOGROUP (it logged why).
+            try:
+                self.group_lost = not await group_exists(
+                    self.client, self.settings.stream, self.settings.group
+                )
+            except (RedisError, OSError):
+                self.group_lost = True
         self._stopping.set()
         if self.reclaimer is not None:
             self.reclaimer.stop()
@@ -240,11 +302,29 @@ def build_app(settings: Settings | None = None, **options: Any) -> FastStream:
 
 
 async def serve(consumer: Consumer) -> None:
-    """Run ``consumer`` until SIGINT/SIGTERM; the store is closed however it ends."""
-    try:
-        await consumer.app.run()
-    finally:
-        await consumer.close()
+    """Run ``consumer`` until SIGINT/SIGTERM; the store is closed however it ends.
+
+    Raises :class:`DatabaseReplaced` if it stopped because its database was
+    deleted or replaced; starts it again if its consumer group was lost.
+    """
+    while True:
+        try:
+            await consumer.app.run()
+        finally:
+            await consumer.close()
+        if consumer.problem is not None:
+            raise DatabaseReplaced(consumer.problem)
+        if not consumer.group_lost:
+            return
+        log.warning(
+            "the consumer group %s of %s is gone: Redis lost its data (restarted without "
+            "its AOF?) or the stream was deleted. Recreating the group at 0; events that "
+            "were in the stream and not yet in the log are lost unless their producers "
+            "still have them spooled: events may be missing",
+            consumer.settings.group,
+            consumer.settings.stream,
+        )
+        consumer = consumer.again()
 
 
 def run(settings: Settings, **options: Any) -> None:

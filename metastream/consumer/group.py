@@ -54,6 +54,18 @@ async def ensure_group(client: aredis.Redis, stream: str, group: str) -> bool:
     return True
 
 
+async def group_exists(client: aredis.Redis, stream: str, group: str) -> bool:
+    """Whether ``stream`` exists and has ``group`` (``False`` after Redis lost its data)."""
+    try:
+        groups: list[dict[str, Any]] = await client.xinfo_groups(stream)
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return False
+        raise
+    wanted = group.encode()
+    return any(g["name"] in (group, wanted) for g in groups)
+
+
 async def forget_idle_consumers(
     client: aredis.Redis, stream: str, group: str, *, keep: str, idle_ms: int = FORGET_IDLE_MS
 ) -> list[str]:

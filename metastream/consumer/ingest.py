@@ -5,17 +5,28 @@ entries, and the reclaim loop taking over entries a dead consumer left
 pending) go through :meth:`Ingestor.process`, so both give the same
 guarantees:
 
-* Each entry is decoded on its own (in the store's thread). One that cannot
-  be decoded, has no ``__data__`` field, or was delivered more than
-  ``max_deliveries`` times, is written to the dead-letter stream and acked,
-  in one MULTI; the rest of the batch goes on.
+* Each entry is decoded on its own (in the store's thread, with
+  ``decode_incoming``). One that cannot be decoded, has no ``event_id``,
+  holds a metadata value the projections could not use, or has no
+  ``__data__`` field, is written to the dead-letter stream with the reason
+  and acked, in one MULTI; the rest of the batch goes on.
 * The decodable entries are appended to the log and applied to the
-  projections in one SQLite transaction (``Store.ingest``, deduplicated by
-  event id), and acked only once that transaction has committed. A crash
-  before the XACK leaves them pending: another consumer (or this one,
-  restarted) reclaims them and the log ignores the events it already has.
-* If the transaction fails, nothing is acked and the exception propagates:
-  the entries stay pending and come back through the reclaim loop.
+  projections in one SQLite transaction (``Store.ingest_encoded``,
+  deduplicated by event id), and acked only once that transaction has
+  committed. A crash before the XACK leaves them pending: another consumer
+  (or this one, restarted) reclaims them and the log ignores the events it
+  already has.
+* If the transaction fails, the batch is split until the entries that fail
+  alone are found (``isolate.py`` has the rule): only those are
+  dead-lettered, each with its real exception as the reason; the rest is
+  committed and acked. An environmental failure (database locked, disk
+  full) dead-letters nothing: what it interrupted is not acked and comes
+  back through the reclaim loop. Being delivered many times is not an
+  entry's fault: the ``max_deliveries`` cap only dead-letters an entry that
+  keeps failing alone when nothing else could be committed to confirm it.
+* Before each transaction and before acking, the database file's identity
+  is checked (``identity.py``): a database deleted or replaced under the
+  consumer stops it (``on_stop``) with nothing more acked.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -35,6 +46,9 @@ import redis.asyncio as aredis
 from metastream.config import Settings
 from metastream.consumer.dead_letters import dead_letter_fields
 from metastream.consumer.entries import DATA_KEY, Entry
+from metastream.consumer.identity import DatabaseIdentity, DatabaseReplaced
+from metastream.consumer.isolate import describe, isolate
+from metastream.eventlog.base import AppendResult
 from metastream.projections import Store
 
 log = logging.getLogger("metastream.consumer")
@@ -60,6 +74,10 @@ class Stats:
     new: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    failed_alone: int = 0
+    """Entries that failed alone and were dead-lettered with their real exception."""
+    split_transactions: int = 0
+    """Extra transactions spent isolating entries that failed their batch."""
     since: float = field(default_factory=time.monotonic)
 
 
@@ -101,6 +119,9 @@ class Ingestor:
         settings: Settings,
         consumer: str,
         environ: Mapping[str, str] | None = None,
+        *,
+        identity: DatabaseIdentity | None = None,
+        on_stop: Callable[[str], None] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         self.store = store
@@ -110,6 +131,10 @@ class Ingestor:
         self.dead_letter_stream = settings.dead_letter_stream
         self.max_deliveries = settings.max_deliveries
         self.consumer = consumer
+        self.identity = identity
+        self.on_stop = on_stop
+        self.stopped: str | None = None
+        """Why this ingestor refuses to go on (the database was replaced), once it does."""
         self.stats = Stats()
         self._hook = _TestHook(env.get(TEST_HOOK_ENV), env.get(TEST_HOOK_MARK_ENV))
 
@@ -123,62 +148,117 @@ class Ingestor:
         bodies: list[bytes] = []
         ids: list[bytes] = []
         rejected: list[Rejected] = []
-        limit = self.max_deliveries
         for entry in entries:
             fields = entry.fields
             if fields is None:  # trimmed or XDELed while pending: nothing to keep
                 continue
-            count = deliveries.get(entry.id) if deliveries else None
-            if count is not None and count > limit:
-                reason = f"delivered {count} times, more than the limit of {limit}"
-                rejected.append(Rejected(entry, reason, count))
-                continue
             body = fields.get(DATA_KEY)
             if body is None:
                 names = ", ".join(sorted(k.decode(errors="replace") for k in fields))
+                count = deliveries.get(entry.id) if deliveries else None
                 rejected.append(Rejected(entry, f"no __data__ field (fields: {names})", count))
                 continue
             bodies.append(body)
             ids.append(entry.id)
         return bodies, ids, rejected
 
+    def check_database(self) -> None:
+        """Raise :class:`DatabaseReplaced` (and stop for good) if the file is not the one opened."""
+        if self.stopped is not None:
+            raise DatabaseReplaced(self.stopped)
+        if self.identity is None:
+            return
+        problem = self.identity.problem()
+        if problem is None:
+            return
+        self.stopped = problem
+        if self.on_stop is not None:
+            self.on_stop(problem)
+        raise DatabaseReplaced(problem)
+
     async def process(
         self, entries: Sequence[Entry], deliveries: Mapping[bytes, int] | None = None
     ) -> None:
         """Ingest ``entries`` and acknowledge them; ``deliveries`` are XPENDING's counts.
 
-        Raises if the SQLite transaction fails, leaving the decodable entries
-        pending (the rejected ones are dead-lettered and acked).
+        Entries that fail alone are dead-lettered (see the module docstring);
+        raises on an environmental failure, after acking what was committed
+        before it; the rest stays pending.
         """
         if not entries:
             return
+        self.check_database()
         bodies, ids, rejected = self.split(entries, deliveries)
         vanished = [e.id for e in entries if e.fields is None]
         if rejected or vanished:
             await self._dead_letter(rejected, vanished)
         if bodies:
-            await self._hook("before-commit")
-            result, undecodable = await self.store.ingest_encoded(bodies)
-            await self._hook("after-commit")
-            if undecodable:
-                by_id = {e.id: e for e in entries}
-                bad = {i for i, _ in undecodable}
-                await self._dead_letter(
-                    [
-                        Rejected(
-                            by_id[ids[i]], reason, deliveries.get(ids[i]) if deliveries else None
-                        )
-                        for i, reason in undecodable
-                    ],
-                    (),
-                )
-                ids = [entry_id for i, entry_id in enumerate(ids) if i not in bad]
-            if ids:
-                await self.client.xack(self.stream, self.group, *ids)
-            self.stats.new += len(result.new)
-            self.stats.duplicates += result.duplicates
+            await self._ingest(entries, bodies, ids, deliveries or {})
         self.stats.batches += 1
         self.stats.entries += len(entries)
+
+    async def _ingest(
+        self,
+        entries: Sequence[Entry],
+        bodies: list[bytes],
+        ids: list[bytes],
+        deliveries: Mapping[bytes, int],
+    ) -> None:
+        undecodable: dict[int, str] = {}
+        applied = False  # some transaction wrote new events: the database and the code work
+
+        async def commit(part: Sequence[int]) -> None:
+            nonlocal applied
+            self.check_database()
+            result, bad = await self.store.ingest_encoded([bodies[i] for i in part])
+            for j, reason in bad:
+                undecodable[part[j]] = reason
+            applied = applied or bool(result.new)
+            self._count(result)
+
+        await self._hook("before-commit")
+        isolation = await isolate(range(len(bodies)), commit)
+        await self._hook("after-commit")
+        self.stats.split_transactions += isolation.transactions - 1
+        by_id = {e.id: e for e in entries}
+
+        def rejected(i: int, reason: str) -> Rejected:
+            return Rejected(by_id[ids[i]], reason, deliveries.get(ids[i]))
+
+        dead = [rejected(i, reason) for i, reason in undecodable.items()]
+        left: list[tuple[int, Exception]] = []
+        for i, exc in isolation.suspects:
+            count = deliveries.get(ids[i], 1)
+            if applied:
+                dead.append(rejected(i, describe(exc)))
+            elif count > self.max_deliveries:
+                dead.append(rejected(i, f"{describe(exc)} (failed alone on delivery {count})"))
+            else:
+                left.append((i, exc))
+        self.stats.failed_alone += len(dead) - len(undecodable)
+        acked = [ids[i] for i in isolation.committed if i not in undecodable]
+        if acked:
+            self.check_database()  # committed to the file still at the path? only then ack
+            await self.client.xack(self.stream, self.group, *acked)
+        if dead:
+            await self._dead_letter(dead, ())
+        for i, exc in left:
+            log.warning(
+                "entry %s of %s failed alone (%s) but nothing else in its batch could be "
+                "committed to confirm it is the entry's fault: left pending, retried later "
+                "(dead-lettered if it still fails after %d deliveries)",
+                ids[i].decode(),
+                self.stream,
+                describe(exc),
+                self.max_deliveries,
+                exc_info=exc,
+            )
+        if isolation.error is not None:
+            raise isolation.error
+
+    def _count(self, result: AppendResult) -> None:
+        self.stats.new += len(result.new)
+        self.stats.duplicates += result.duplicates
 
     async def _dead_letter(self, rejected: Sequence[Rejected], vanished: Sequence[bytes]) -> None:
         async with self.client.pipeline(transaction=True) as pipe:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Sequence
 
 from metastream.consumer.entries import Entry
+from metastream.consumer.identity import DatabaseReplaced
 from metastream.consumer.ingest import Ingestor
 
 log = logging.getLogger("metastream.consumer")
@@ -46,6 +47,8 @@ class ReadAhead:
             entries = await self._queue.get()
             try:
                 await self.ingestor.process(entries)
+            except DatabaseReplaced:
+                pass  # not acked; the consumer is stopping and has said why
             except Exception:
                 # Not acked: the batch stays pending and the reclaim loop brings it back.
                 log.exception("a batch of %d entries failed; it stays pending", len(entries))

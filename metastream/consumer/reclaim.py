@@ -7,8 +7,8 @@ subscriber runs this loop: ``XAUTOCLAIM ... COUNT 500`` takes entries idle
 for longer than ``claim_idle_ms`` (whoever holds them, this process
 included), ``XPENDING`` tells how often each was delivered, and the batch
 goes through the same :class:`~metastream.consumer.ingest.Ingestor` as new
-entries. An entry delivered more than ``max_deliveries`` times is
-dead-lettered there instead of being tried again.
+entries (an entry that keeps failing alone is dead-lettered there, see
+``isolate.py``).
 
 ``claim_idle_ms`` must stay well above the time a batch takes, or entries a
 live consumer is still working on are taken over (harmless for the log,
@@ -26,6 +26,7 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from metastream.consumer.entries import Entry, entries_of
+from metastream.consumer.identity import DatabaseReplaced
 from metastream.consumer.ingest import Ingestor
 
 log = logging.getLogger("metastream.consumer")
@@ -65,6 +66,8 @@ class Reclaimer:
         while not self._stop.is_set():
             try:
                 claimed_any = await self.claim_once()
+            except DatabaseReplaced:
+                return  # not acked; the consumer is stopping and has said why
             except (RedisError, OSError) as exc:
                 log.error("reclaiming pending entries failed: %s; retrying", exc)
                 await self._sleep(ERROR_BACKOFF)

@@ -18,6 +18,7 @@ from metastream.consumer import iter_dead_letters, retry_dead_letters
 from metastream.projections import store as store_module
 from metastream.query import Reader
 from metastream.schemas import decode_stored
+from metastream.schemas.codec import decode_incoming
 from tests.streams import (
     assert_exactly_once,
     consumer_settings,
@@ -91,9 +92,9 @@ async def test_a_dead_letter_retried_once_the_cause_is_fixed_reaches_the_log(
     def old_decoder(body: bytes) -> object:
         if body == unreadable:
             raise ValueError("unknown event type")
-        return decode_stored(body)
+        return decode_incoming(body)
 
-    monkeypatch.setattr(store_module, "decode_stored", old_decoder)
+    monkeypatch.setattr(store_module, "decode_incoming", old_decoder)
     fill(redis_client, s.stream, bodies)
     async with running_consumer(s):
         await wait_for(lambda: redis_client.xlen(s.dead_letter_stream) == 1)
@@ -101,7 +102,7 @@ async def test_a_dead_letter_retried_once_the_cause_is_fixed_reaches_the_log(
         (dead,) = iter_dead_letters(redis_client, s.dead_letter_stream)
         assert dead.reason == "cannot decode: unknown event type"
 
-        monkeypatch.setattr(store_module, "decode_stored", decode_stored)  # the fixed consumer
+        monkeypatch.setattr(store_module, "decode_incoming", decode_incoming)  # the fixed consumer
         ((retried, new_id),) = retry_dead_letters(redis_client, s.dead_letter_stream, [dead.id])
         assert retried.id == dead.id
         await wait_for(lambda: head(s.db) == 6)

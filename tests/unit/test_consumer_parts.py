@@ -95,14 +95,13 @@ def test_split_sets_aside_what_cannot_be_ingested(settings: Settings) -> None:
         Entry(b"1-4", {b"__data__": good[1]}),
         Entry(b"1-5", {b"__data__": good[1]}),
     ]
+    # Delivered often is not an entry's fault (a disk full for an hour): it is tried again.
     deliveries = {b"1-0": 2, b"1-5": settings.max_deliveries + 1}
     bodies, ids, rejected = ingestor(settings).split(entries, deliveries)
-    assert ids == [b"1-0", b"1-1", b"1-4"]  # 1-1 cannot be decoded: the store says so
-    assert bodies == [good[0], b"\xc1", good[1]]
+    assert ids == [b"1-0", b"1-1", b"1-4", b"1-5"]  # 1-1 cannot be decoded: the store says so
+    assert bodies == [good[0], b"\xc1", good[1], good[1]]
     reasons = {r.entry.id: r.reason for r in rejected}
-    assert reasons[b"1-2"] == "no __data__ field (fields: other)"
-    assert reasons[b"1-5"].startswith(f"delivered {settings.max_deliveries + 1} times")
-    assert b"1-3" not in reasons
+    assert reasons == {b"1-2": "no __data__ field (fields: other)"}
 
 
 @pytest.mark.parametrize(
