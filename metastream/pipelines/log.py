@@ -29,17 +29,24 @@ from typing import Any
 
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
 from metastream.pipelines.context import current_step
-from metastream.pipelines.emit import Deferred, LogHandle, check_size, publish_metadata, settings
+from metastream.pipelines.emit import (
+    Deferred,
+    LogHandle,
+    check_size,
+    encode_metadata_event,
+    publish_metadata,
+    settings,
+)
 from metastream.pipelines.runs import local_names
 from metastream.schemas import (
     ArtifactByName,
     ById,
+    MetadataLogged,
     ModelByName,
     RunByName,
     StepByName,
     Target,
     as_uuid,
-    encode_value,
     new_id,
     prepare_metadata,
 )
@@ -77,9 +84,12 @@ def log_metadata(
 
     Raises ``TypeError``/``ValueError`` for bad keys, values or argument
     combinations, ``KeyError`` for an unknown name (outside a step), and
-    ``ValueError`` for an ambiguous prefix.
+    ``ValueError`` for an ambiguous prefix, a value nested more than
+    ``METASTREAM_MAX_DEPTH`` deep, a value over ``METASTREAM_MAX_VALUE_BYTES``
+    or an event over ``METASTREAM_MAX_EVENT_BYTES`` (each names the key, or
+    gives the key count and size).
     """
-    prepared = prepare_metadata(metadata)
+    prepared = prepare_metadata(metadata, settings().max_depth)
     if (
         step_id is None
         and step_name is None
@@ -219,11 +229,17 @@ def _defer(prepared: dict[str, Any], artifact_name: str | None) -> LogHandle:
                 f"{len(outputs) or 'no'} outputs ({', '.join(outputs) or 'none'}); pass "
                 "artifact_name= to choose one"
             )
-    check_size(prepared, len(encode_value(prepared)))
     event_id = new_id()
+    where = f"output {artifact_name or '(the only one)'} of step {state.name!r}"
+    # the event as it will be published (the artifact's id is not known yet, but
+    # its size is), so the size limits are checked now, at the call
+    future = ById(kind="artifact_version", id=uuid.UUID(int=0))
+    body = encode_metadata_event(
+        MetadataLogged(event_id=event_id, target=future, metadata=prepared)
+    )
+    check_size(prepared, len(body), where)
     deferred = Deferred()
     state.artifact_metadata.append((artifact_name, event_id, prepared, deferred))
-    where = f"output {artifact_name or '(the only one)'} of step {state.name!r}"
     return LogHandle((event_id,), where, deferred)
 
 

@@ -7,21 +7,37 @@ strings, so those are wrapped here in :class:`_Tagged` and written as msgpack
 extension types; the special ``str``/``int`` subclasses reach the encoder's
 ``enc_hook`` by themselves. The value decoder's ``ext_hook`` turns every
 extension back into the exact type that went in.
+
+The limits checked here, each with a message naming the key: keys (str,
+non-empty, no ``:``, no control character, at most 255 characters), nesting
+depth (``max_depth`` containers), ints (at most ``MAX_INT_BITS`` bits, so that
+any Python can read the decimal text back), and str values UTF-8 can encode
+(checked only when encoding fails, see :func:`unencodable`). Sizes are checked
+by the caller, on the encoded event.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
 
+from metastream.schemas.text import CONTROL_CHARACTERS, has_control_characters
 from metastream.schemas.types import DType, Path, StorageSize, Uri
 
 MAX_KEY_LENGTH: Final = 255
 DEFAULT_MAX_VALUE_BYTES: Final = 64 * 1024
+DEFAULT_MAX_DEPTH: Final = 64
+"""Containers inside containers in one value (``METASTREAM_MAX_DEPTH``)."""
+MAX_INT_BITS: Final = 14_000
+"""Largest int, in bits (about 4,200 decimal digits). Ints beyond 64 bits are
+stored as decimal text, and Python refuses to convert more than 4,300 digits
+by default (``sys.set_int_max_str_digits``): a bigger one could be written by
+a process that raised the limit and not read back by the consumer."""
 
 # msgpack extension codes. Never renumber: they are in every stored event.
 EXT_URI: Final = 1
@@ -102,51 +118,123 @@ def decode_value(data: bytes | memoryview) -> Any:
     return _decode(data)
 
 
-def _sorted_items(values: set[Any] | frozenset[Any], key: str) -> list[Any]:
+def _sorted_items(
+    values: set[Any] | frozenset[Any], key: str, depth: int, strict: bool
+) -> list[Any]:
     try:  # a deterministic order makes the stored bytes reproducible
         ordered = sorted(values, key=_sort_key)
     except TypeError:
         ordered = list(values)
-    return [_walk(v, key) for v in ordered]
+    return [_walk(v, key, depth, strict) for v in ordered]
 
 
 def _sort_key(value: Any) -> tuple[str, Any]:
     return (type(value).__name__, value)
 
 
-def _walk(value: Any, key: str) -> Any:
+class _TooDeep(Exception):
+    """Raised inside :func:`_walk`; turned into a ``ValueError`` naming the key."""
+
+
+def _walk(value: Any, key: str, depth: int, strict: bool) -> Any:
+    """``value`` ready for the encoder; ``depth`` is how many more containers may nest.
+
+    ``strict``: also refuse control characters in dict keys (new values only:
+    a card that an older producer accepted must still merge in the views).
+    """
     cls = type(value)
     if cls in _LEAF_TYPES:
         return value
     if cls is int:
-        return value if _INT_MIN <= value <= _INT_MAX else _Tagged(EXT_BIG_INT, str(value))
-    if cls is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                raise TypeError(
-                    f"metadata {key!r}: dict keys must be str, got {type(k).__name__} {k!r}"
-                )
-            out[k] = _walk(v, key)
-        return out
-    if cls is list:
-        return [_walk(v, key) for v in value]
-    if cls is tuple:
-        return _Tagged(EXT_TUPLE, [_walk(v, key) for v in value])
-    if cls is set:
-        return _Tagged(EXT_SET, _sorted_items(value, key))
-    if cls is frozenset:
-        return _Tagged(EXT_FROZENSET, _sorted_items(value, key))
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        return _Tagged(EXT_BIG_INT, _big_int_text(value, key))
     if cls is datetime.datetime:
         return _Tagged(EXT_DATETIME, value.isoformat())
+    if cls in _CONTAINER_TYPES:
+        if depth <= 0:
+            raise _TooDeep
+        depth -= 1
+        if cls is dict:
+            out = {}
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise TypeError(
+                        f"metadata {key!r}: dict keys must be str, got {type(k).__name__} {k!r}"
+                    )
+                if strict and has_control_characters(k):
+                    raise ValueError(
+                        f"metadata {key!r}: the dict key {k!r} contains a control character "
+                        f"({_first_control(k)}); use printable characters"
+                    )
+                out[k] = _walk(v, key, depth, strict)
+            return out
+        if cls is list:
+            return [_walk(v, key, depth, strict) for v in value]
+        if cls is tuple:
+            return _Tagged(EXT_TUPLE, [_walk(v, key, depth, strict) for v in value])
+        if cls is set:
+            return _Tagged(EXT_SET, _sorted_items(value, key, depth, strict))
+        return _Tagged(EXT_FROZENSET, _sorted_items(value, key, depth, strict))
     if cls.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return _walk(value.item(), key)  # a numpy scalar: np.float64, np.int64, np.bool_ ...
+        return _walk(_numpy_scalar(value, key), key, depth, strict)
     hint = " (convert arrays with .tolist())" if cls.__module__ == "numpy" else ""
     raise TypeError(
         f"metadata {key!r}: values of type {cls.__module__}.{cls.__qualname__} are not "
         f"supported{hint}; use str, int, float, bool, None, datetime, list, tuple, set, "
         "dict with str keys, or Uri, Path, DType, StorageSize"
     )
+
+
+_CONTAINER_TYPES: Final = frozenset({dict, list, tuple, set, frozenset})
+
+
+def _big_int_text(value: int, key: str) -> str:
+    bits = value.bit_length()
+    if bits > MAX_INT_BITS:
+        raise ValueError(
+            f"metadata {key!r}: an int of {bits:,} bits (about {int(bits * 0.30103) + 1:,} "
+            f"decimal digits) is too large; ints up to {MAX_INT_BITS:,} bits (about "
+            f"{int(MAX_INT_BITS * 0.30103):,} digits) are supported; log it as a str"
+        )
+    return str(value)
+
+
+def _numpy_scalar(value: Any, key: str) -> Any:
+    """A numpy scalar as the Python value it stands for (``np.float64`` -> float, ...).
+
+    ``.item()`` alone would turn a nanosecond ``datetime64`` and any
+    ``timedelta64`` into a bare int: a datetime64 becomes a naive datetime
+    (microseconds kept; finer precision or NaT is refused), a timedelta64 is
+    refused.
+    """
+    kind = type(value).__name__
+    if kind == "timedelta64":
+        raise TypeError(
+            f"metadata {key!r}: numpy.timedelta64 is not supported; log it as a number of "
+            "seconds (value / np.timedelta64(1, 's')) or as a str"
+        )
+    if kind != "datetime64":
+        return value.item()
+    micros = value.astype("datetime64[us]")
+    converted = micros.item()
+    if type(converted) is not datetime.datetime:  # NaT, or a year outside 1..9999
+        raise ValueError(
+            f"metadata {key!r}: numpy.datetime64 {str(value)!r} is not a time a Python "
+            "datetime can hold; log it as a str"
+        )
+    if micros != value:
+        raise ValueError(
+            f"metadata {key!r}: numpy.datetime64 {str(value)!r} has more precision than "
+            "microseconds, which is what datetimes keep; round it first "
+            "(value.astype('datetime64[us]')) or log it as a str"
+        )
+    return converted
+
+
+def _first_control(text: str) -> str:
+    found = CONTROL_CHARACTERS.search(text)
+    return repr(found.group()) if found else "?"
 
 
 def check_key(key: object) -> None:
@@ -165,15 +253,33 @@ def check_key(key: object) -> None:
             f"metadata key {key[:40]!r}... is {len(key)} characters long; "
             f"the limit is {MAX_KEY_LENGTH}"
         )
+    if has_control_characters(key):
+        raise ValueError(
+            f"metadata key {key!r} contains a control character ({_first_control(key)}); "
+            "keys are shown in terminals and pages, use printable characters"
+        )
 
 
-def prepare_value(value: Any, key: str = "value") -> Any:
-    """Check one value and return it in a form the encoder keeps exact."""
+def prepare_value(value: Any, key: str = "value", max_depth: int | None = None) -> Any:
+    """Check one value and return it in a form the encoder keeps exact.
+
+    ``max_depth`` limits how many containers may nest, and dict keys with
+    control characters are refused. ``None`` is for a value that was accepted
+    once already (the views re-encode merged cards): no depth limit but the
+    interpreter's, no key check.
+    """
     try:
-        return _walk(value, key)
+        if max_depth is None:
+            return _walk(value, key, sys.maxsize, False)
+        return _walk(value, key, max_depth, True)
+    except _TooDeep:
+        raise ValueError(
+            f"metadata {key!r}: the value is nested more than {max_depth} levels deep, "
+            "the limit (or it contains itself); set METASTREAM_MAX_DEPTH to change the limit"
+        ) from None
     except RecursionError:
         raise ValueError(
-            f"metadata {key!r}: value is nested too deeply (or contains itself)"
+            f"metadata {key!r}: the value is nested too deeply (or contains itself)"
         ) from None
 
 
@@ -183,12 +289,16 @@ _good_keys: set[str] = set()
 _GOOD_KEYS_MAX: Final = 100_000
 
 
-def prepare_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_metadata(
+    metadata: Mapping[str, Any], max_depth: int = DEFAULT_MAX_DEPTH
+) -> dict[str, Any]:
     """Validate ``metadata`` and return a dict the encoder writes without loss.
 
     Raises ``TypeError`` for a non-mapping, a non-str key or an unsupported
-    value, and ``ValueError`` for an empty, too long or ``:``-containing key;
-    each message names the key. The caller's mapping is never modified.
+    value, and ``ValueError`` for an empty, too long, ``:``- or
+    control-character-containing key, a value nested more than ``max_depth``
+    containers deep, or an int over ``MAX_INT_BITS``; each message names the
+    key. The caller's mapping is never modified.
     """
     if type(metadata) is not dict:
         if not isinstance(metadata, Mapping):
@@ -206,7 +316,7 @@ def prepare_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if out is None:
             out = dict(metadata)
-        out[key] = prepare_value(value, key)
+        out[key] = prepare_value(value, key, max_depth)
     return metadata if out is None else out
 
 
@@ -219,6 +329,27 @@ def check_sizes(metadata: dict[str, Any], limit: int) -> None:
                 f"metadata {key!r}: encoded value is {size:,} bytes; the limit is {limit:,} "
                 "(set METASTREAM_MAX_VALUE_BYTES to change it)"
             )
+
+
+def unencodable(metadata: Mapping[str, Any], error: UnicodeEncodeError) -> ValueError:
+    """The error to raise when encoding prepared ``metadata`` failed with ``error``.
+
+    UTF-8 cannot encode a lone surrogate (``"\\ud800"``, what
+    ``errors="surrogateescape"`` decoding leaves in a str). Checking every
+    str at the call would cost every call; encoding fails anyway, and only
+    then is each value encoded again to find the key.
+    """
+    bad = error.object[error.start : error.end]
+    for key, value in metadata.items():
+        try:
+            _encode(value)
+        except UnicodeEncodeError:
+            return ValueError(
+                f"metadata {key!r}: a str in the value contains {bad!r}, a lone surrogate, "
+                "which UTF-8 cannot encode; fix the text (for example decode its bytes with "
+                "errors='replace')"
+            )
+    return ValueError(f"cannot encode {bad!r} (a lone surrogate) as UTF-8: {error.reason}")
 
 
 def is_encoded_map(data: bytes | memoryview) -> bool:

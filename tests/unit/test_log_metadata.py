@@ -9,11 +9,13 @@ from typing import Annotated
 
 import pytest
 
-from metastream import Model, get_step_context, log_metadata, pipeline, step
+from metastream import Model, StackComponent, get_step_context, log_metadata, pipeline, step
+from metastream.pipelines import emit
 from metastream.schemas import (
     ArtifactByName,
     ArtifactVersionRegistered,
     ById,
+    MetadataType,
     ModelByName,
     ModelVersionRegistered,
     RunByName,
@@ -262,3 +264,80 @@ def test_the_step_context_inside_a_step(published: Published) -> None:
     assert Path(seen["uri"]).is_dir()  # ready to write the output into
     with pytest.raises(RuntimeError, match="only available inside a step"):
         get_step_context()
+
+
+# -- limits checked at the call (issue 7, findings 2 and 10) -------------------
+
+
+def test_an_event_over_the_size_limit_is_refused_with_its_key_count_and_size(
+    published: Published,
+) -> None:
+    values = {f"v{i}": "x" * 60_000 for i in range(20)}  # each under 64 KiB, 1.2 MB together
+    with pytest.raises(ValueError, match=r"20 keys make an event of 1,200,\d{3} bytes") as raised:
+        log_metadata(values, run_id_name_or_prefix="r")
+    message = str(raised.value)
+    assert "the limit is 1,048,576 bytes" in message
+    assert "METASTREAM_MAX_EVENT_BYTES" in message
+    assert "pipeline run 'r'" in message
+    log_metadata(dict(list(values.items())[:17]), run_id_name_or_prefix="r")  # 1.02 MB is fine
+    assert len(published.bodies) == 1
+
+
+def test_many_small_keys_are_one_event_and_count_against_the_limit(
+    published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METASTREAM_MAX_EVENT_BYTES", "10000")
+    emit.settings.cache_clear()
+    with pytest.raises(ValueError, match=r"2,000 keys make an event of \d\d,\d{3} bytes"):
+        log_metadata({f"metric_{i}": i for i in range(2000)}, step_id=ID)
+    assert published.bodies == []
+
+
+def test_the_event_limit_holds_for_components_and_deferred_artifact_metadata(
+    published: Published, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("METASTREAM_MAX_EVENT_BYTES", "10000")
+    emit.settings.cache_clear()
+    many = {f"k{i}": i for i in range(2000)}
+
+    class Chatty(StackComponent):
+        def get_pipeline_run_metadata(self, run_id: uuid.UUID) -> dict[str, MetadataType]:
+            return dict(many)  # type: ignore[arg-type]
+
+    @step
+    def make() -> Annotated[int, "data"]:
+        with pytest.raises(ValueError, match="2,000 keys make an event"):
+            log_metadata(many, infer_artifact=True)  # refused now, not when the step ends
+        return 1
+
+    @pipeline(components=[Chatty()])
+    def p() -> None:
+        make()
+
+    with caplog.at_level(logging.WARNING):
+        assert p().status == "completed"
+    assert "stack component 'chatty' failed to give pipeline run metadata" in caplog.text
+    assert "2,000 keys make an event" in caplog.text
+    assert published.metadata == []
+
+
+def test_a_surrogate_str_is_refused_naming_the_key(published: Published) -> None:
+    with pytest.raises(ValueError, match=r"metadata 'name': .*lone surrogate"):
+        log_metadata({"ok": 1, "name": "caf\udce9"}, run_id_name_or_prefix="r")
+    with pytest.raises(ValueError, match=r"metadata 'rows': .*lone surrogate"):
+        log_metadata({"rows": [("x", {"f": "\ud800"})]}, step_id=ID)
+    assert published.bodies == []
+
+
+def test_the_depth_limit_comes_from_the_settings(
+    published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep: object = 1
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(ValueError, match="'tree': the value is nested more than 64 levels deep"):
+        log_metadata({"tree": deep}, step_id=ID)
+    monkeypatch.setenv("METASTREAM_MAX_DEPTH", "100")
+    emit.settings.cache_clear()
+    log_metadata({"tree": deep}, step_id=ID)
+    assert len(published.metadata) == 1
