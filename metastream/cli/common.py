@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from metastream.config import Settings
+from metastream.schemas.text import escape_controls
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -15,6 +18,18 @@ def settings(args: argparse.Namespace) -> Settings:
     found = Settings.from_env()
     db = getattr(args, "db", None)
     return found.with_(db=Path(db).expanduser()) if db else found
+
+
+def echo(lines: str | Iterable[str], file: TextIO | None = None) -> None:
+    """Print text line by line, with every control character escaped (``\\x1b``).
+
+    What every command prints goes through here (JSON output through
+    ``metastream.cli.render.json_text``), so no user string (a key, a value,
+    a name, a stream field) can drive the terminal.
+    """
+    out = file or sys.stdout
+    for line in lines.split("\n") if isinstance(lines, str) else lines:
+        print(escape_controls(line), file=out)
 
 
 class ProgressBar:

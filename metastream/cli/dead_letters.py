@@ -9,7 +9,9 @@ from typing import Any
 import redis
 
 from metastream import config
+from metastream.cli.common import echo
 from metastream.cli.common import settings as settings_of
+from metastream.cli.render import safe
 from metastream.config import Settings
 from metastream.errors import NotRunning
 
@@ -68,7 +70,7 @@ def human_age(seconds: float) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = safe(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -87,14 +89,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         client.close()
     if not rows:
-        print(f"no dead letters in {settings.dead_letter_stream}")
+        echo(f"no dead letters in {settings.dead_letter_stream}")
         return 0
     now = time.time()
     table = [("ID", "REASON", "ORIGINAL ENTRY", "AGE")] + [
         (
             d.id,
             _clip(d.reason, REASON_WIDTH),
-            f"{d.stream} {d.entry_id}",
+            safe(f"{d.stream} {d.entry_id}"),
             human_age(d.age(now)),
         )
         for d in rows
@@ -102,9 +104,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
-        print("  ".join([*cells, row[3]]))
+        echo("  ".join([*cells, row[3]]))
     if total > len(rows):
-        print(f"({len(rows):,} of {total:,} shown)")
+        echo(f"({len(rows):,} of {total:,} shown)")
     return 0
 
 
@@ -122,6 +124,6 @@ def cmd_retry(args: argparse.Namespace) -> int:
     finally:
         client.close()
     for dead, new_id in done:
-        print(f"{dead.id} -> {dead.stream} {new_id}")
-    print(f"retried {len(done)} dead letter{'s' if len(done) != 1 else ''}")
+        echo(f"{dead.id} -> {dead.stream} {new_id}")
+    echo(f"retried {len(done)} dead letter{'s' if len(done) != 1 else ''}")
     return 0

@@ -1,19 +1,38 @@
-"""Turning metadata into readable terminal text.
+"""Turning metadata into readable terminal text, and into JSON.
 
 A nested dict is a "card": shown as a group with its fields indented under
 it. Special types are shown for what they mean (a ``StorageSize`` in human
 units, a ``Uri`` as the link itself).
+
+Every user string goes through :func:`safe` (control characters escaped, see
+``metastream.schemas.text``) before it is laid out, so widths are those of
+what is printed; ``metastream.cli.common.echo`` applies it once more to each
+line it prints. JSON output is :func:`json_text`: the documented JSON form of
+values (``metastream.schemas.jsonform``), times in ISO 8601, never a bare
+``NaN``, and the same control characters as ``\\uNNNN`` escapes.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import math
+import re
+import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView, StepView
 from metastream.schemas import DType, Path, StorageSize, Uri
+from metastream.schemas.text import CONTROL_CHARACTERS, escape_controls
+
+safe = escape_controls
+"""A user string as the terminal may show it: control characters escaped (``\\x1b``)."""
+
+SHOWN_DEPTH: Final = 16
+"""Containers shown inside one another in a table cell; deeper ones are shown as ``…``.
+Values are at most ``METASTREAM_MAX_DEPTH`` deep when logged, but an older log
+may hold deeper ones, and a cell is no place for them (``--json`` has them all)."""
 
 
 def human_size(size: int) -> str:
@@ -25,12 +44,15 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def show_value(value: Any) -> str:
-    """One value as text."""
+def show_value(value: Any, depth: int = SHOWN_DEPTH) -> str:
+    """One value as one line of text, control characters escaped.
+
+    Containers nested more than ``depth`` deep are shown as ``…``.
+    """
     if isinstance(value, StorageSize):
         return f"{human_size(value)} ({int(value):,} bytes)"
     if isinstance(value, Uri | Path | DType):
-        return str(value)
+        return safe(str(value))
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
@@ -40,19 +62,61 @@ def show_value(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     if isinstance(value, str):
-        return value
-    if isinstance(value, set | frozenset):
-        inner = ", ".join(sorted(show_value(v) for v in value))
-        return "{" + inner + "}" if value else "set()"
-    if isinstance(value, tuple):
-        return (
-            "(" + ", ".join(show_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        )
-    if isinstance(value, list):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
+        return safe(value)
+    if isinstance(value, set | frozenset | tuple | list | dict):
+        return _show_container(value, depth)
+    return safe(repr(value))
+
+
+def _show_container(value: Any, depth: int) -> str:
+    if depth <= 0:
+        return "…"
+    inner = depth - 1
+    parts = []
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
-    return repr(value)
+        for k, v in value.items():
+            parts.append(f"{safe(str(k))}: {show_value(v, inner)}")
+        return "{" + ", ".join(parts) + "}"
+    for v in value:
+        parts.append(show_value(v, inner))
+    if isinstance(value, set | frozenset):
+        return "{" + ", ".join(sorted(parts)) + "}" if value else "set()"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(parts) + ("," if len(value) == 1 else "") + ")"
+    return "[" + ", ".join(parts) + "]"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    # json.dumps escapes the C0 controls inside strings: a newline here is layout
+    return char if char == "\n" else f"\\u{ord(char):04x}"
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """``data`` (JSON types only: see ``metastream.schemas.jsonform``) as JSON text.
+
+    Never writes ``NaN`` or ``Infinity`` (a value that slipped past the JSON
+    form raises ``ValueError``), and writes control characters as ``\\uNNNN``
+    escapes, so the text is valid JSON and safe in a terminal. Non-ASCII text
+    stays readable.
+    """
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))  # values an older log may hold nest deeper
+    try:
+        text = json.dumps(data, allow_nan=False, ensure_ascii=False, indent=indent)
+    finally:
+        sys.setrecursionlimit(limit)
+    return CONTROL_CHARACTERS.sub(_json_escape, text)
+
+
+def iso(value: datetime.datetime | None) -> str | None:
+    """A time as ISO 8601 (for JSON output), ``None`` when unknown."""
+    return value.isoformat() if value else None
+
+
+def iso_ts(ts: float) -> str:
+    """Seconds since the epoch as an ISO 8601 UTC time (for JSON output)."""
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat()
 
 
 def metadata_lines(metadata: Mapping[str, Any], indent: str = "  ") -> list[str]:
@@ -63,13 +127,13 @@ def metadata_lines(metadata: Mapping[str, Any], indent: str = "  ") -> list[str]
     cards = {k: v for k, v in metadata.items() if isinstance(v, dict)}
     lines = _table(plain.items(), indent)
     for name, card in cards.items():
-        lines.append(f"{indent}[{name}]")
+        lines.append(f"{indent}[{safe(name)}]")
         lines.extend(_table(card.items(), indent * 2) if card else [f"{indent * 2}(empty)"])
     return lines
 
 
 def _table(items: Iterable[tuple[str, Any]], indent: str) -> list[str]:
-    rows = [(k, show_value(v)) for k, v in items]
+    rows = [(safe(k), show_value(v)) for k, v in items]
     if not rows:
         return []
     width = min(max(len(k) for k, _ in rows), 40)
@@ -77,7 +141,8 @@ def _table(items: Iterable[tuple[str, Any]], indent: str) -> list[str]:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """A plain text table with a header rule."""
+    """A plain text table with a header rule; cells are shown :func:`safe`."""
+    rows = [[safe(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -143,11 +208,52 @@ def model_header(model: ModelVersionView) -> dict[str, str]:
     }
 
 
+def json_header(
+    view: RunView | StepView | ArtifactVersionView | ModelVersionView,
+) -> dict[str, Any]:
+    """The fields above an entity's metadata in ``show --json``: times in ISO 8601,
+    ``null`` for what is unknown."""
+    if isinstance(view, RunView):
+        return {
+            "run": view.name,
+            "id": str(view.id),
+            "pipeline": view.pipeline_name,
+            "status": view.status,
+            "started": iso(view.created),
+            "finished": iso(view.finished),
+            "error": view.error,
+        }
+    if isinstance(view, StepView):
+        return {
+            "step": view.name,
+            "id": str(view.id),
+            "run": str(view.run_id),
+            "status": view.status,
+            "started": iso(view.created),
+            "finished": iso(view.finished),
+            "error": view.error,
+        }
+    if isinstance(view, ArtifactVersionView):
+        return {
+            "artifact": view.name,
+            "version": view.version,
+            "id": str(view.id),
+            "created": iso(view.created),
+            "uri": view.uri,
+        }
+    return {
+        "model": view.name,
+        "version": view.version,
+        "id": str(view.id),
+        "created": iso(view.created),
+    }
+
+
 def entity_lines(
     header: dict[str, str], metadata: Mapping[str, Any], steps: Iterable[StepView] = ()
 ) -> list[str]:
     """An entity as ``metastream show`` prints it: header, metadata, then its steps."""
-    lines = [f"{key + ':':<10} {value}" for key, value in header.items()]
+    lines = [f"{key + ':':<10} {safe(value)}" for key, value in header.items()]
     lines.append("metadata:")
     lines.extend(metadata_lines(metadata))
     rows = [[s.name, s.status or "-", when(s.created), str(len(s.run_metadata))] for s in steps]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import sys
 import uuid
 from typing import Any
 
-from metastream.cli.common import ProgressBar, settings
+import msgspec
+
+from metastream.cli.common import ProgressBar, echo, settings
 from metastream.cli.render import (
     artifact_header,
     entity_lines,
+    iso_ts,
+    json_header,
+    json_text,
     model_header,
     run_header,
     show_value,
@@ -24,7 +28,11 @@ from metastream.cli.render import (
 from metastream.projections import Store
 from metastream.query import Reader, StepView
 from metastream.query.reader import require_database
+from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView
 from metastream.schemas import MetadataLogged, decode_event
+from metastream.schemas.jsonform import metadata_json_form
+
+EntityView = RunView | StepView | ArtifactVersionView | ModelVersionView
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _where(p)
     p.add_argument("--no-rollups", action="store_true", help="runs: leave out step::key rollups")
     p.add_argument("--as-of", metavar="POSITION|TIME", help="the state at a log position or time")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of a table (values in the form of docs/logging.md)",
+    )
     p.set_defaults(handler=show)
 
     p = sub.add_parser("history", help="every value ever logged for one key")
@@ -56,7 +68,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("events", help="the raw event log")
     p.add_argument("--after", type=int, default=0, metavar="N", help="start after position N")
     p.add_argument("--limit", type=int, default=50, metavar="M")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per line (times in ISO 8601)"
+    )
     p.set_defaults(handler=events)
 
 
@@ -79,7 +93,7 @@ def replay(args: argparse.Namespace) -> int:
             count = await store.replay(names or None, progress=bar)
             seconds = (datetime.datetime.now() - start).total_seconds()
             done = ", ".join(names) if names else "all projections"
-            print(f"rebuilt {done} from {count:,} events in {seconds:.1f}s")
+            echo(f"rebuilt {done} from {count:,} events in {seconds:.1f}s")
             return 0
         finally:
             await store.close()
@@ -115,37 +129,47 @@ def _as_of(text: str) -> dict[str, Any]:
 def show(args: argparse.Namespace) -> int:
     with Reader(settings(args).db) as reader:
         entity = _entity(reader, args)
-        header, metadata, steps = _describe(reader, entity, args)
+        view = _view(reader, entity, args)
+        metadata = view.run_metadata
         if args.as_of:
             when_ = _as_of(args.as_of)
             if args.kind == "run" and not args.no_rollups:
                 metadata = reader.run_as_of(entity, **when_)
             else:
                 metadata = reader.as_of(entity, **when_)
-        if args.json:
-            print(json.dumps({**header, "metadata": metadata}, default=show_value, indent=2))
-            return 0
+    if args.json:
+        data = json_header(view)
         if args.as_of:
-            header["as of"] = args.as_of
-        print("\n".join(entity_lines(header, metadata, steps)))
+            data["as_of"] = args.as_of
+        data["metadata"] = metadata_json_form(metadata)
+        print(json_text(data, indent=2))
+        return 0
+    header, steps = _header(view)
+    if args.as_of:
+        header["as of"] = args.as_of
+    echo(entity_lines(header, metadata, steps))
     return 0
 
 
-def _describe(
-    reader: Reader, entity: bytes, args: argparse.Namespace
-) -> tuple[dict[str, str], dict[str, Any], list[StepView]]:
+def _view(reader: Reader, entity: bytes, args: argparse.Namespace) -> EntityView:
     as_id = uuid.UUID(bytes=entity)
     if args.kind == "run":
-        run = reader.run_by_id(entity, rollups=not args.no_rollups)
-        return run_header(run), run.run_metadata, list(run.steps.values())
+        return reader.run_by_id(entity, rollups=not args.no_rollups)
     if args.kind == "step":
-        step = reader.step(as_id)
-        return step_header(step), step.run_metadata, []
+        return reader.step(as_id)
     if args.kind == "artifact":
-        artifact = reader.artifact_version(as_id)
-        return artifact_header(artifact), artifact.run_metadata, []
-    model = reader.model_version(as_id)
-    return model_header(model), model.run_metadata, []
+        return reader.artifact_version(as_id)
+    return reader.model_version(as_id)
+
+
+def _header(view: EntityView) -> tuple[dict[str, str], list[StepView]]:
+    if isinstance(view, RunView):
+        return run_header(view), list(view.steps.values())
+    if isinstance(view, StepView):
+        return step_header(view), []
+    if isinstance(view, ArtifactVersionView):
+        return artifact_header(view), []
+    return model_header(view), []
 
 
 def history(args: argparse.Namespace) -> int:
@@ -153,13 +177,13 @@ def history(args: argparse.Namespace) -> int:
         entity = _entity(reader, args)
         entries = reader.history(entity, args.key)
         if not entries:
-            print(f"nothing logged for {args.key!r}", file=sys.stderr)
+            echo(f"nothing logged for {args.key!r}", file=sys.stderr)
             return 1
         rows = [
             [str(e.position), when(e.logged_at), e.component or "-", show_value(e.value)]
             for e in entries
         ]
-        print("\n".join(table(["position", "logged at", "component", "value"], rows)))
+    echo(table(["position", "logged at", "component", "value"], rows))
     return 0
 
 
@@ -167,7 +191,7 @@ def rejections(args: argparse.Namespace) -> int:
     with Reader(settings(args).db) as reader:
         found = reader.set_aside()
     if not found:
-        print("no rejected or waiting events")
+        echo("no rejected or waiting events")
         return 0
     rows = [
         [
@@ -178,7 +202,7 @@ def rejections(args: argparse.Namespace) -> int:
         ]
         for s in found
     ]
-    print("\n".join(table(["position", "state", "target", "reason"], rows)))
+    echo(table(["position", "state", "target", "reason"], rows))
     return 0
 
 
@@ -187,18 +211,27 @@ def events(args: argparse.Namespace) -> int:
         for position, body in reader.bodies(args.after, args.limit):
             event = decode_event(body)
             if args.json:
-                import msgspec
-
-                data = msgspec.to_builtins(event, enc_hook=show_value)
-                data["event_id"] = str(event.id)
-                print(json.dumps({"position": position, **data}, default=show_value))
+                print(json_text(event_json(position, event)))
                 continue
             summary = _summary(event)
-            print(
+            echo(
                 f"{position:>8}  {when(datetime.datetime.fromtimestamp(event.ts, datetime.UTC))}  "
                 f"{type(event).__name__:<26} {summary}"
             )
     return 0
+
+
+def event_json(position: int, event: Any) -> dict[str, Any]:
+    """One logged event as ``events --json`` writes it: the event's fields, its id as a
+    UUID, its time in ISO 8601 and metadata values in the documented JSON form."""
+    is_metadata = isinstance(event, MetadataLogged)
+    plain = msgspec.structs.replace(event, metadata={}) if is_metadata else event
+    data: dict[str, Any] = msgspec.to_builtins(plain)
+    data["event_id"] = str(event.id)
+    data["ts"] = iso_ts(event.ts)
+    if is_metadata:
+        data["metadata"] = metadata_json_form(event.metadata)
+    return {"position": position, **data}
 
 
 def _summary(event: Any) -> str:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import math
+import uuid
 from pathlib import Path
 
 import pytest
 
 from metastream.cli import main
 from metastream.projections import Store
-from metastream.schemas import RunByName, StorageSize, Uri
+from metastream.schemas import MetadataLogged, RunByName, StorageSize, Uri, prepare_value
+from metastream.schemas.jsonform import from_json_form
+from metastream.schemas.text import has_control_characters
 from tests.events import Pipeline, artifact, by_id, incoming, logged, model
 
 
@@ -70,7 +75,8 @@ def test_show_run_without_rollups_and_as_json(db: Path, capsys) -> None:
     assert code == 0
     data = json.loads(out)
     assert data["run"] == "nightly-1"
-    assert data["metadata"] == {"source": "gs://b/d.csv"}
+    assert data["metadata"] == {"source": {"$type": "uri", "value": "gs://b/d.csv"}}
+    assert data["started"].endswith("+00:00")  # ISO 8601
 
 
 def test_show_as_of_a_position(db: Path, capsys) -> None:
@@ -175,3 +181,127 @@ def test_bench_replay_prints_the_figures_as_json(capsys) -> None:
     for key in ("append_events_per_s", "rebuild_events_per_s", "peak_rss_mb", "run_query_ms"):
         assert figures[key] > 0
     assert figures["events"] == 3000
+
+
+# -- terminal-safe output and valid JSON (issue 7, findings 9 and 10) ---------
+
+ESCAPES = "\x1b[2J\x1b]0;pwned\x07\r\x00\x9b"
+SHOWN = r"\x1b[2J\x1b]0;pwned\x07\x0d\x00\x9b"
+
+
+def no_controls(text: str) -> bool:
+    return not has_control_characters(text.replace("\n", ""))
+
+
+@pytest.fixture
+def hostile_db(tmp_path: Path) -> Path:
+    """A log written before keys were checked: control characters in every user string."""
+    path = tmp_path / "hostile.db"
+    asyncio.run(_fill_hostile(path))
+    return path
+
+
+def deep_list(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def _fill_hostile(path: Path) -> None:
+    p = Pipeline("evil" + ESCAPES, "pipe" + ESCAPES)
+    raw = {  # as an older producer accepted them (no key check, no depth limit)
+        "key" + ESCAPES: "value" + ESCAPES,
+        "card": {"field" + ESCAPES: ("t" + ESCAPES,)},
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "deep": deep_list(400),
+    }
+    metadata = {k: prepare_value(v) for k, v in raw.items()}
+    async with await Store.open(path) as store:
+        await store.ingest(incoming(p.started(), p.step("step" + ESCAPES)))
+        await store.ingest(
+            incoming(
+                MetadataLogged(target=by_id("pipeline_run", p.run_id), metadata=metadata),
+                logged(RunByName(name_id_or_prefix="missing" + ESCAPES), k=1),
+            )
+        )
+
+
+def strict_json(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "run", "evil"],
+        ["show", "step", "step" + ESCAPES, "--run", "evil"],
+        ["events"],
+        ["history", "run", "evil", "key" + ESCAPES],
+        ["rejections"],
+    ],
+)
+def test_every_command_shows_control_characters_escaped(
+    hostile_db: Path, capsys, argv: list[str]
+) -> None:
+    code, out, err = run(capsys, "--db", str(hostile_db), *argv)
+    assert code == 0, err
+    assert r"\x1b[2J\x1b]0;pwned\x07" in out
+    assert no_controls(out)
+    assert no_controls(err)
+
+
+def test_show_lays_out_escaped_keys_and_cards(hostile_db: Path, capsys) -> None:
+    _, out, _ = run(capsys, "--db", str(hostile_db), "show", "run", "evil")
+    lines = out.splitlines()
+    assert f"run:       evil{SHOWN}" in lines
+    assert any(line.split() == [f"key{SHOWN}", f"value{SHOWN}"] for line in lines)
+    card = lines.index("  [card]")
+    assert lines[card + 1].split() == [f"field{SHOWN}", f"('t{SHOWN}',)".replace("'", "")]
+
+
+def test_show_does_not_die_on_a_value_nested_400_deep(hostile_db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "--db", str(hostile_db), "show", "run", "evil")
+    assert code == 0
+    (deep,) = [line for line in out.splitlines() if line.split()[:1] == ["deep"]]
+    assert "…" in deep
+    code, out, _ = run(capsys, "--db", str(hostile_db), "show", "run", "evil", "--json")
+    assert code == 0
+    data = strict_json(out)
+    assert isinstance(data, dict)
+    assert from_json_form(data["metadata"]["deep"]) == deep_list(400)
+
+
+def test_json_output_is_valid_json_in_the_documented_form(hostile_db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "--db", str(hostile_db), "show", "run", "evil", "--json")
+    assert code == 0
+    assert no_controls(out)
+    data = strict_json(out)
+    assert isinstance(data, dict)
+    assert data["run"] == "evil" + ESCAPES  # escaped as JSON, the same text when read
+    datetime.datetime.fromisoformat(data["started"])
+    metadata = {k: from_json_form(v) for k, v in data["metadata"].items()}
+    assert math.isnan(metadata["nan"])
+    assert metadata["inf"] == -math.inf
+    assert metadata["key" + ESCAPES] == "value" + ESCAPES
+    assert metadata["card"] == {"field" + ESCAPES: ("t" + ESCAPES,)}
+
+    code, out, _ = run(capsys, "--db", str(hostile_db), "events", "--json")
+    assert code == 0
+    assert no_controls(out)
+    lines = [strict_json(line) for line in out.splitlines()]
+    assert [line["type"] for line in lines] == [  # type: ignore[index]
+        "RunStarted",
+        "StepStarted",
+        "MetadataLogged",
+        "MetadataLogged",
+    ]
+    logged_event = lines[2]
+    assert isinstance(logged_event, dict)
+    assert logged_event["metadata"]["nan"] == {"$type": "float", "value": "NaN"}
+    assert datetime.datetime.fromisoformat(logged_event["ts"]).tzinfo is not None
+    uuid.UUID(logged_event["event_id"])
