@@ -5,11 +5,11 @@ transaction raises, either something is wrong with the *environment* (the
 database is locked, the disk is full, the file was deleted) or one or more
 *entries* cannot be applied. The rule:
 
-* **Environmental errors** never blame an entry. They are SQLite's
-  operational errors (``OperationalError``, a corrupt or closed database:
-  every ``sqlite3.Error`` but ``IntegrityError`` and ``DataError``, which
-  come from a row's content), ``OSError``, ``MemoryError``, and the
-  database identity check (``DatabaseReplaced``). On one of them the split
+* **Environmental errors** never blame an entry. They are the store's
+  errors (``StoreError``: SQLite's ``OperationalError``, a corrupt or
+  closed database, every ``sqlite3.Error`` but ``IntegrityError`` and
+  ``DataError``, which come from a row's content), ``OSError``,
+  ``MemoryError``, and the database identity check (``DatabaseReplaced``). On one of them the split
   stops: what was committed before it stays committed (and is acked), the
   rest is not acked and comes back later (reclaimed after
   ``claim_idle_ms``). A disk that stays full for an hour dead-letters
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from metastream.consumer.identity import DatabaseReplaced
+from metastream.errors import StoreError
 
 T = TypeVar("T")
 
@@ -56,6 +57,8 @@ def is_environmental(exc: BaseException) -> bool:
     """Whether ``exc`` says the database or the machine failed, not the entries."""
     if isinstance(exc, DatabaseReplaced | OSError | MemoryError):
         return True
+    if isinstance(exc, StoreError):  # the store failed, unless a row's content made it fail
+        return not isinstance(exc.__cause__, _DATA_ERRORS)
     cause: BaseException | None = exc
     while cause is not None:  # StoreError wraps the driver's error as its cause
         if isinstance(cause, sqlite3.Error):

@@ -96,6 +96,7 @@ def test_an_environmental_failure_stops_the_split_and_blames_no_entry(
         (store_error(sqlite3.DatabaseError("file is not a database")), True),
         (store_error(sqlite3.IntegrityError("UNIQUE constraint failed")), False),
         (store_error(sqlite3.DataError("string or blob too big")), False),
+        (StoreError("the event log holds an event this version cannot read"), True),
         (OSError(28, "No space left on device"), True),
         (MemoryError(), True),
         (DatabaseReplaced("the database at x was deleted"), True),
