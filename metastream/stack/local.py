@@ -362,6 +362,8 @@ def _named(process: StackProcess) -> str:
 def _stop(processes: list[StackProcess], say: Say) -> None:
     """Stop ``processes`` in the reverse of their start order (the server last)."""
     for p in reversed(processes):
+        if not _is_ours(p):  # gone meanwhile (a foreground stack stops its own server)
+            continue
         say(f"stopping {_named(p)} (pid {p.pid}) ...")
         stop_pid(p.pid, STOP_TIMEOUTS.get(p.role, STOP_TIMEOUT))
 
