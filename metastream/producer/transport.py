@@ -113,8 +113,9 @@ class Transport:
                 sock.sendall(frames)
             data, errors = _read_replies(sock, len(bodies))
         except OSError as exc:  # socket.timeout is an OSError too
+            said = _error_reply_left(sock)
             self.close()
-            raise TransportError(f"lost the connection to Redis: {exc}", bodies) from exc
+            raise TransportError(f"lost the connection to Redis: {exc}{said}", bodies) from exc
         if errors:
             reader = hiredis.Reader()
             reader.feed(data)
@@ -144,6 +145,19 @@ class Transport:
         opened it; here it just closes the child's copy of the descriptor.
         """
         self.close()
+
+
+def _error_reply_left(sock: socket.socket) -> str:
+    """An error reply Redis sent before dropping the connection, for the message (or "")."""
+    try:
+        data = sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+    except OSError:
+        return ""
+    start = 0 if data[:1] == b"-" else data.find(b"\n-") + 1
+    if start == 0 and data[:1] != b"-":
+        return ""
+    reply = data[start + 1 :].split(b"\r\n", 1)[0].decode(errors="replace")
+    return f" (Redis replied {reply!r})"
 
 
 def _read_replies(sock: socket.socket, count: int) -> tuple[bytes, int]:

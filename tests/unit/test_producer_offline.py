@@ -61,8 +61,13 @@ def test_public_names() -> None:
     assert sorted(producer_package.__all__) == [
         "Producer",
         "ProducerStats",
+        "SetAsideFile",
+        "SpoolDrainer",
+        "SpoolSummary",
         "flush",
         "get_producer",
+        "set_aside_files",
+        "spool_summary",
     ]
 
 
