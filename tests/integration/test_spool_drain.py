@@ -267,7 +267,8 @@ def test_an_event_redis_refuses_is_set_aside_and_the_files_behind_it_are_sent(
 
     assert cli_main(["spool", "list"]) == 0
     listed = capsys.readouterr().out
-    assert aside.path.name in listed and "no spooled events" in listed
+    assert aside.path.name in listed
+    assert "no spooled events" in listed
 
     client.config_set("proto-max-bulk-len", 512 * 1024 * 1024)  # the cause is fixed
     assert cli_main(["spool", "retry", "--all"]) == 0
