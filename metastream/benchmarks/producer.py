@@ -8,6 +8,13 @@ GIL. It reports the latency percentiles in µs and how many events per
 second reached Redis (from the first call until ``flush`` returned).
 ``measure_baseline`` times the same caller path with a bare ``deque.append``
 in place of ``publish`` and no producer: what the machine gives anyway.
+
+Before and after, in the same run: ``run()`` measures the producer twice,
+alternately, with memory-mapped spool segments (every event on disk before
+``publish`` returns, the default) and with ``segment_bytes=0`` (events in
+memory only, as before segments): ``segments`` and ``memory_only`` in the
+output, two rounds each, so that a machine busy with something else during
+one of them shows as a difference between rounds, not between variants.
 ``measure_raw_xadd`` gives the ceiling to compare with: redis-py pipelines
 of 500 ``XADD`` on the same server, nothing else running.
 
@@ -33,6 +40,7 @@ import redis
 from metastream.config import Settings
 from metastream.constants import DATA_FIELD
 from metastream.producer import Producer
+from metastream.producer.segments import SEGMENT_BYTES
 from metastream.schemas import ById, MetadataLogged, encode_event, prepare_metadata
 
 
@@ -40,12 +48,22 @@ def _percentile(ordered: list[int], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] / 1000
 
 
-def measure_calls(redis_url: str, stream: str, n: int = 200_000) -> dict[str, Any]:
-    """Per-call latency of a whole ``log_metadata``-like publish, with the sender sending."""
+def measure_calls(
+    redis_url: str, stream: str, n: int = 200_000, segment_bytes: int | None = None
+) -> dict[str, Any]:
+    """Per-call latency of a whole ``log_metadata``-like publish, with the sender sending.
+
+    ``segment_bytes=0``: events in memory only (no spool segments).
+    """
     target = ById(kind="step_run", id=uuid.uuid4())
     with tempfile.TemporaryDirectory(prefix="metastream-bench-") as tmp:
         settings = Settings.from_env({"METASTREAM_HOME": tmp})
-        producer = Producer(settings, redis_url=redis_url, stream=stream)
+        producer = Producer(
+            settings,
+            redis_url=redis_url,
+            stream=stream,
+            segment_bytes=SEGMENT_BYTES if segment_bytes is None else segment_bytes,
+        )
         try:
             for i in range(1000):  # start the thread, connect, load the script
                 producer.publish(_one(target, i))
@@ -134,7 +152,13 @@ def run(n: int = 200_000) -> dict[str, Any]:
         server = RedisServer(Path(tmp))
         server.start()
         try:
-            figures = measure_calls(server.url, "bench:producer", n)
+            rounds: dict[str, list[dict[str, Any]]] = {"segments": [], "memory_only": []}
+            for i in range(2):
+                rounds["segments"].append(measure_calls(server.url, f"bench:seg{i}", n))
+                rounds["memory_only"].append(
+                    measure_calls(server.url, f"bench:mem{i}", n, segment_bytes=0)
+                )
+            figures: dict[str, Any] = dict(rounds)
             figures["raw_xadd_per_s"] = measure_raw_xadd(server.url, "bench:raw", n)
             figures["caller_only"] = measure_baseline(n)
         finally:
