@@ -28,7 +28,11 @@ def make_private_dir(path: Path) -> Path:
     home created on the way to its ``spool/`` would be open to all.) An
     existing directory keeps its mode: see :func:`tighten_dir`.
     """
-    missing = [p for p in (path, *path.parents) if not p.exists()]
+    missing = []
+    current = path
+    while not current.exists() and current.parent != current:  # one stat when it exists
+        missing.append(current)
+        current = current.parent
     for directory in reversed(missing):
         directory.mkdir(mode=DIR_MODE, exist_ok=True)
     return path

@@ -100,10 +100,10 @@ def _problem(status: StackStatus) -> str | None:
         if status.auth_failed or status.source != "stack.json":
             return status.error or "Redis does not answer"
         return f"{status.error}: start it with `metastream up`"
+    if status.consumer_problem is not None:
+        return f"the consumer {status.consumer_problem}"
     if status.consumer_alive is False:
         return "the consumer is not running: restart with `metastream down && metastream up`"
-    if status.consumer_problem is not None:
-        return f"the consumer stopped: {status.consumer_problem}"
     return None
 
 
@@ -138,7 +138,8 @@ def _redis_lines(status: StackStatus) -> list[str]:
 
 def _consumer_lines(status: StackStatus) -> list[str]:
     if status.consumer_pid is None:
-        return []
+        problem = status.consumer_problem
+        return [] if problem is None else [f"consumer   {problem}"]
     if status.url is None and status.crashed_stack is not None:
         if not status.consumer_alive:
             return [f"consumer   pid {status.consumer_pid}  gone"]
@@ -149,7 +150,7 @@ def _consumer_lines(status: StackStatus) -> list[str]:
     state = "running" if status.consumer_alive else "NOT RUNNING"
     lines = [f"consumer   pid {status.consumer_pid}  {state}"]
     if status.consumer_problem is not None:
-        lines.append(f"  STOPPED: {status.consumer_problem}")
+        lines.append(f"  {status.consumer_problem}")
     return lines
 
 

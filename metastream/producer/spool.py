@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
+from metastream.private_files import make_private_dir
 from metastream.producer.records import (
     FILE_HEADER,
     FIRST_RECORD,
@@ -229,7 +230,7 @@ def create_locked_file(directory: Path, suffix: str, size: int = 0) -> tuple[Pat
     and only then renamed: a claimer never sees it before it is locked.
     ``OSError`` when the directory or the disk refuses.
     """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(directory)  # and a home created on the way: 0700 too
     for _ in range(10):
         stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
         tmp = directory / (stem + TMP_SUFFIX)

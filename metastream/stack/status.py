@@ -15,7 +15,6 @@ runs.
 
 from __future__ import annotations
 
-import importlib
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +76,7 @@ class StackStatus:
     """The stack file's processes, when the file is there but its server is gone."""
     spool: SpoolStatus | None = None
     consumer_problem: str | None = None
+    """Why the consumer stopped by itself (``consumer.stopped.consumer_problem``)."""
     stream: str = ""
     stream_length: int | None = None
     groups: list[GroupStatus] = field(default_factory=list)
@@ -179,38 +179,22 @@ def _read_redis(status: StackStatus, url: str) -> None:
         client.close()
 
 
-# Wired to functions of other packages that may not exist in this checkout
-# yet (issue 7): looked up by name, so status works with or without them.
-# Once both exist everywhere, import them directly.
+def _spool(settings: Settings) -> SpoolStatus:
+    from metastream.producer.summary import spool_summary
 
-
-def _spool(settings: Settings) -> SpoolStatus | None:
-    """What ``metastream.producer.spool.spool_summary(settings.spool_dir)`` says, if it exists."""
-    try:
-        summarize = importlib.import_module("metastream.producer.spool").spool_summary
-    except (ImportError, AttributeError):
-        return None
-    summary = summarize(settings.spool_dir)
+    summary = spool_summary(settings.spool_dir)
     return SpoolStatus(
-        files=int(summary.files),
-        events=int(summary.events),
-        oldest_age_s=None if summary.oldest_age_s is None else float(summary.oldest_age_s),
-        set_aside=_count(summary.set_aside),
+        files=summary.files,
+        events=summary.events,
+        oldest_age_s=summary.oldest_age_s,
+        set_aside=summary.set_aside,
     )
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) else len(value)
-
-
 def _consumer_problem(settings: Settings) -> str | None:
-    """What ``consumer_problem(settings)`` of the consumer package reports, if it exists."""
-    try:
-        find = importlib.import_module("metastream.consumer").consumer_problem
-    except (ImportError, AttributeError):
-        return None
-    found = find(settings)
-    return None if found is None else str(found)
+    from metastream.consumer.stopped import consumer_problem
+
+    return consumer_problem(settings)
 
 
 def _read_db(status: StackStatus) -> None:

@@ -226,3 +226,37 @@ def test_a_consumer_elsewhere_finds_the_password_in_stack_json(stack_home: Path)
     assert done.returncode == 0, done.stderr
     assert eventually(lambda: head(settings.db) == 10, 30)
     assert cli("down").returncode == 0
+
+
+def test_status_shows_the_spool_and_why_the_consumer_stopped(home: Path) -> None:
+    """Events spooled by a producer that could not reach Redis, seen by ``status``."""
+    publish = (
+        "import uuid\n"
+        "from metastream.pipelines import emit\n"
+        "from metastream.schemas import RunStarted\n"
+        "for i in range(25):\n"
+        "    emit.publish(RunStarted(run_id=uuid.uuid4(), name=f'r{i}', pipeline_name='p'))\n"
+    )
+    nowhere = {"METASTREAM_REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"}
+    done = subprocess.run(
+        [sys.executable, "-c", publish],
+        env={**os.environ, **nowhere, "METASTREAM_EXIT_TIMEOUT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "s3cret" not in done.stderr
+    assert _mode(home) == 0o700  # made by the producer, on the way to its spool
+
+    from metastream.consumer.stopped import record_stop
+
+    record_stop(Settings.from_env(), "the database at x was deleted while the consumer ran")
+    status = cli("status")
+    assert status.returncode == 1
+    assert "spool      25 events in 1 files, oldest" in status.stdout
+    assert "the database at x was deleted" in status.stdout
+    down_status = cli("status", env=nowhere)
+    assert "refused the password" not in down_status.stdout
+    assert "Redis at redis://:***@127.0.0.1:1/0 does not answer" in down_status.stdout
+    assert "s3cret" not in down_status.stdout + down_status.stderr
