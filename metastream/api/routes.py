@@ -1,0 +1,263 @@
+"""The JSON API under ``/api/v1`` (read-only).
+
+Entity reads take ``as_of`` (a log position, or an ISO 8601 time); metadata
+values are in the JSON form of ``metastream.schemas.jsonform``. Handlers
+are synchronous and run in Litestar's thread pool, each thread with its own
+SQLite reader.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Annotated, Final
+
+from litestar import Request, Router, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from metastream.api import entities, feed, live, models
+from metastream.api.readers import Readers, parse_as_of
+from metastream.query import Reader, browse
+from metastream.query.compare import MAX_COMPARED, compare
+from metastream.schemas.jsonform import json_form
+
+AS_OF_DOC: Final = (
+    "Read the entity as it was at this log position (a whole number) or time "
+    "(ISO 8601, UTC when it has no offset). The registry is read as of it too."
+)
+AsOfParam = Annotated[str | None, Parameter(query="as_of", description=AS_OF_DOC)]
+
+
+def _readers(state: State) -> Readers:
+    readers: Readers = state.readers
+    return readers
+
+
+def _seconds(text: str | None, name: str) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name}={text[:60]!r} is neither Unix seconds nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+@get("/runs", sync_to_thread=True, summary="List pipeline runs")
+def list_runs(
+    state: State,
+    pipeline: str | None = None,
+    status: str | None = None,
+    name: Annotated[str | None, Parameter(description="a substring of the run's name")] = None,
+    since: Annotated[str | None, Parameter(description="created at or after (ISO 8601 or Unix seconds)")] = None,
+    until: Annotated[str | None, Parameter(description="created before (ISO 8601 or Unix seconds)")] = None,
+    sort: Annotated[str, Parameter(description="-created, created, -name or name")] = "-created",
+    limit: Annotated[int, Parameter(ge=1, le=browse.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+) -> models.RunList:
+    """Runs matching the filters, one page at a time, each with its numeric metadata."""
+    reader = _readers(state).get()
+    if sort not in browse.RUN_SORTS:
+        raise ValueError(f"sort must be one of {', '.join(browse.RUN_SORTS)}, not {sort!r}")
+    page = browse.list_runs_page(
+        reader,
+        pipeline=pipeline,
+        status=status,
+        name=name,
+        since=_seconds(since, "since"),
+        until=_seconds(until, "until"),
+        sort=sort,  # type: ignore[arg-type]
+        limit=limit,
+        cursor=cursor,
+    )
+    return models.RunList(entities.summaries(reader, page.runs), page.next_cursor)
+
+
+@get("/runs/{run:str}", sync_to_thread=True, summary="A pipeline run")
+def get_run(state: State, run: str, as_of: AsOfParam = None, rollups: bool = True) -> models.Run:
+    """A run by id, name or unique id/name prefix: metadata, steps, artifacts, models."""
+    reader = _readers(state).get()
+    found = entities.run(reader, run, as_of=parse_as_of(as_of), rollups=rollups)
+    return entities.json_metadata(found)
+
+
+@get("/runs/{run:str}/steps/{step:str}", sync_to_thread=True, summary="A step of a run by name")
+def get_run_step(state: State, run: str, step: str, as_of: AsOfParam = None) -> models.Step:
+    reader = _readers(state).get()
+    return entities.json_metadata(entities.step(reader, step, run, as_of=parse_as_of(as_of)))
+
+
+@get("/steps/{step_id:str}", sync_to_thread=True, summary="A step run by id")
+def get_step(state: State, step_id: str, as_of: AsOfParam = None) -> models.Step:
+    reader = _readers(state).get()
+    return entities.json_metadata(entities.step(reader, step_id, as_of=parse_as_of(as_of)))
+
+
+@get("/artifact-versions/{ref:str}", sync_to_thread=True, summary="An artifact version")
+def get_artifact_version(
+    state: State, ref: str, version: str | None = None, as_of: AsOfParam = None
+) -> models.ArtifactVersion:
+    """By id, or by artifact name and ``version`` (the latest version when none)."""
+    reader = _readers(state).get()
+    found = entities.artifact_version(reader, ref, version, as_of=parse_as_of(as_of))
+    return entities.json_metadata(found)
+
+
+@get("/model-versions/{ref:str}", sync_to_thread=True, summary="A model version")
+def get_model_version(
+    state: State, ref: str, version: str | None = None, as_of: AsOfParam = None
+) -> models.ModelVersion:
+    """By id, or by model name and ``version`` (the latest version when none)."""
+    reader = _readers(state).get()
+    found = entities.model_version(reader, ref, version, as_of=parse_as_of(as_of))
+    return entities.json_metadata(found)
+
+
+@get("/entities/{entity_id:str}/history", sync_to_thread=True, summary="A key's history")
+def get_history(state: State, entity_id: str, key: str) -> models.History:
+    """Every value ``key`` of an entity (by id) ever had, oldest first, and who logged it."""
+    reader = _readers(state).get()
+    return entities.json_metadata(entities.history(reader, entity_id, key))
+
+
+@get("/compare", sync_to_thread=True, summary="Compare runs")
+def get_comparison(
+    state: State,
+    runs: Annotated[
+        list[str],
+        Parameter(description=f"runs (id, name or prefix; repeated or comma-separated), at most {MAX_COMPARED}"),
+    ],
+    baseline: Annotated[str | None, Parameter(description="one of runs (default: the first)")] = None,
+) -> models.Comparison:
+    """The union of the runs' keys (cards flattened to ``card.field``), each run's value, and
+    whether it differs from the baseline run's. More than 20 runs is a 400."""
+    reader = _readers(state).get()
+    found, baseline_index = load_comparison(reader, runs, baseline)
+    return comparison(reader, found, baseline_index, json=True)
+
+
+def split_refs(values: list[str]) -> list[str]:
+    refs = [r.strip() for v in values for r in v.split(",") if r.strip()]
+    if not refs:
+        raise ValueError("runs: name at least one run")
+    if len(refs) > MAX_COMPARED:
+        raise ValueError(f"compare takes at most {MAX_COMPARED} runs at once, got {len(refs)}")
+    return refs
+
+
+def load_comparison(
+    reader: Reader, runs: list[str], baseline: str | None
+) -> tuple[list[models.Run], int]:
+    refs = split_refs(runs)
+    ids = [reader.run_id(r) for r in refs]
+    found = [entities.run(reader, str(uuid.UUID(bytes=i))) for i in ids]
+    index = 0
+    if baseline:
+        base = reader.run_id(baseline)
+        if base not in ids:
+            raise ValueError(f"baseline {baseline!r} is not one of the compared runs")
+        index = ids.index(base)
+    return found, index
+
+
+def comparison(
+    reader: Reader, runs: list[models.Run], baseline: int, *, json: bool
+) -> models.Comparison:
+    keys = compare([r.metadata for r in runs], baseline)
+    metrics = browse.run_metrics(reader, [r.id.bytes for r in runs])
+    summaries = [
+        models.RunSummary(
+            id=r.id,
+            name=r.name,
+            pipeline_name=r.pipeline_name,
+            status=r.status,
+            created=r.created,
+            finished=r.finished,
+            error=r.error,
+            position=0,
+            metrics=metrics[r.id.bytes],
+        )
+        for r in runs
+    ]
+    return models.Comparison(
+        runs=summaries,
+        baseline=runs[baseline].id,
+        keys=[
+            models.ComparedKey(
+                key=k.key,
+                values=[json_form(v) for v in k.values] if json else k.values,
+                present=k.present,
+                differs=k.differs,
+                numeric=k.numeric,
+            )
+            for k in keys
+        ],
+    )
+
+
+@get("/events", sync_to_thread=True, summary="The event log after a position")
+def get_events(
+    state: State,
+    after: Annotated[int, Parameter(ge=0, description="a log position (0: from the start)")] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=feed.MAX_EVENTS)] = 100,
+) -> models.EventPage:
+    """Events the views have applied, oldest first; follow ``next_after`` to catch up."""
+    return feed.events_after(_readers(state).get(), after, limit)
+
+
+@get("/status", sync_to_thread=True, summary="Log head and what the views applied")
+def get_status(state: State) -> models.Status:
+    reader = _readers(state).get()
+    return models.Status(head=reader.head(), applied_through=reader.applied_through())
+
+
+@get("/pipelines", sync_to_thread=True, summary="Pipeline names")
+def get_pipelines(state: State) -> list[str]:
+    return browse.pipelines(_readers(state).get())
+
+
+@get("/stream", summary="Server-Sent Events: what the views committed", media_type="text/event-stream")
+async def get_stream(
+    request: Request,  # type: ignore[type-arg]
+    state: State,
+    last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
+) -> Stream:
+    """``event: commit`` with ``id`` and ``data.position`` = the position the views applied
+    through, whenever it moves. Reconnecting with ``Last-Event-ID`` resumes: a message comes
+    at once if the views moved meanwhile. Read what changed from ``/events?after=``."""
+    committed: live.Committed = state.committed
+    last = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    return Stream(
+        live.stream(committed, last),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+def router() -> Router:
+    return Router(
+        path="/api/v1",
+        route_handlers=[
+            list_runs,
+            get_run,
+            get_run_step,
+            get_step,
+            get_artifact_version,
+            get_model_version,
+            get_history,
+            get_comparison,
+            get_events,
+            get_status,
+            get_pipelines,
+            get_stream,
+        ],
+        tags=["metastream"],
+    )

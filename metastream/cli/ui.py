@@ -1,0 +1,60 @@
+"""``metastream ui``: the HTTP API and the dashboard, in the foreground, over the views.
+
+Needs no Redis: it reads the database. Loopback by default; any other
+address needs ``METASTREAM_UI_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import webbrowser
+
+from metastream.cli.common import echo, settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ui", help="serve the dashboard and the HTTP API (no Redis needed)")
+    p.add_argument("--host", help="address to bind (default: $METASTREAM_UI_HOST, else 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, help="port to listen on (default: $METASTREAM_UI_PORT, else 8237)"
+    )
+    p.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+    p.set_defaults(handler=_ui)
+
+
+def url_of(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # a browser opens loopback
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from metastream.api import UiSettings, check_exposure, create_app
+
+    ui = UiSettings.from_env()
+    if args.host:
+        ui = UiSettings(host=args.host, port=ui.port, token=ui.token)
+    if args.port is not None:
+        ui = UiSettings(host=ui.host, port=args.port, token=ui.token)
+    check_exposure(ui)
+    db = settings(args).db
+    app = create_app(db, token=ui.token)
+    url = url_of(ui.host, ui.port)
+    echo(f"metastream ui: serving {db} on {url} (Ctrl-C to stop)", file=sys.stderr)
+    if args.open:
+        threading.Timer(1.0, webbrowser.open, (url,)).start()
+    config = uvicorn.Config(
+        app,
+        host=ui.host,
+        port=ui.port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
