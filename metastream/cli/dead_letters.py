@@ -14,6 +14,7 @@ from metastream.cli.common import settings as settings_of
 from metastream.cli.render import safe
 from metastream.config import Settings
 from metastream.errors import NotRunning
+from metastream.urls import connection_problem
 
 REASON_WIDTH = 60
 
@@ -58,7 +59,7 @@ def _client(settings: Settings) -> redis.Redis:
         client.ping()
     except (redis.RedisError, OSError) as exc:
         client.close()
-        raise NotRunning(f"cannot reach Redis at {url}: {exc}") from exc
+        raise NotRunning(connection_problem(exc, url)) from exc
     return client
 
 

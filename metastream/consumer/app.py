@@ -68,6 +68,7 @@ from metastream.consumer.stopped import clear_stop, record_stop
 from metastream.consumer.trim import trim_acked
 from metastream.errors import NotRunning, StoreError
 from metastream.projections import Store
+from metastream.urls import connection_problem
 
 log = logging.getLogger("metastream.consumer")
 
@@ -174,7 +175,7 @@ class Consumer:
             try:
                 await ensure_group(client, settings.stream, settings.group)
             except (RedisError, OSError) as exc:
-                raise NotRunning(f"cannot reach Redis at {self.url}: {exc}") from exc
+                raise NotRunning(connection_problem(exc, self.url)) from exc
             try:
                 self.store = await Store.open(settings.db)
                 identity = DatabaseIdentity(settings.db)

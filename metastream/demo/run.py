@@ -30,6 +30,7 @@ from metastream.pipelines import LogHandle, Model, log_metadata
 from metastream.producer import flush
 from metastream.query import Client
 from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView
+from metastream.urls import mask_url
 
 Say = Callable[[str], None]
 
@@ -124,8 +125,8 @@ def stack_for_demo(settings: Settings, *, keep_running: bool, say: Say) -> Itera
 
     if settings.redis_url:
         say(
-            f"using the Redis at METASTREAM_REDIS_URL={settings.redis_url}; nothing is started, "
-            f"so a consumer writing {settings.db} must be running there"
+            f"using the Redis at METASTREAM_REDIS_URL={mask_url(settings.redis_url)}; nothing is "
+            f"started, so a consumer writing {settings.db} must be running there"
         )
         yield Consumer(settings.db)
         return
@@ -134,10 +135,11 @@ def stack_for_demo(settings: Settings, *, keep_running: bool, say: Say) -> Itera
         consumer = dead_consumer(current)
         if consumer is not None:
             raise DemoError(
-                f"the local stack at {current['redis_url']} is up but its consumer (pid "
+                f"the local stack at {mask_url(current['redis_url'])} is up but its consumer (pid "
                 f"{consumer}) is not running: restart it with `metastream down && metastream up`"
             )
-        say(f"using the local stack already running at {current['redis_url']} (it stays up)")
+        shown = mask_url(current["redis_url"])
+        say(f"using the local stack already running at {shown} (it stays up)")
         log = current.get("consumer_log")
         yield Consumer(
             FsPath(str(current.get("db") or settings.db)),

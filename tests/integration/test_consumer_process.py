@@ -150,5 +150,5 @@ def test_a_consumer_that_cannot_reach_redis_says_so_in_one_line(s: Settings) -> 
     )
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("metastream: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert last.startswith("metastream: Redis at redis://127.0.0.1:1/0 does not answer")
     assert "Traceback" not in done.stderr

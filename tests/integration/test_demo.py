@@ -17,6 +17,7 @@ from metastream import Client, DType, StorageSize, Uri
 from metastream import Path as MetaPath
 from metastream.config import Settings
 from metastream.stack.server import pid_alive
+from metastream.urls import mask_url
 from tests.streams import cli, stop_stack_left_in
 
 pytestmark = pytest.mark.redis
@@ -159,7 +160,9 @@ def test_demo_uses_a_running_stack_and_leaves_it_running(demo_home: Path) -> Non
 
     first = cli("demo")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert f"using the local stack already running at {record['redis_url']}" in first.stdout
+    shown = mask_url(record["redis_url"])
+    assert f"using the local stack already running at {shown}" in first.stdout
+    assert record["redis_url"] not in first.stdout  # the password is masked
     assert "starting the local stack" not in first.stdout
     assert "stopping" not in first.stdout
     assert json.loads(settings.stack_file.read_text()) == record
