@@ -132,7 +132,7 @@ def _with_checked_prints(code: str) -> str:
         out.append(f"{indent}__shown = {match['expr']}")
         out.append(f"{indent}print(__shown)")
         out.append(
-            f"{indent}assert str(__shown) == str({shown}), "
+            f"{indent}assert str(__shown) == str(({shown})), "
             f"('printed', str(__shown), 'the text shows', {shown!r})"
         )
     return "\n".join(out) + "\n"
