@@ -24,7 +24,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +160,8 @@ def test_python_blocks_run_against_the_real_stack(
     (user / ".metastream").symlink_to(real_stack.settings.home)
     monkeypatch.setenv("HOME", str(user))
     monkeypatch.delenv("METASTREAM_HOME")  # the default, ~/.metastream
+    # `metastream` on the PATH, as after `pip install`
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     namespace: dict[str, object] = {"__name__": "__doc_example__"}
     printed = io.StringIO()
     for block in _python_blocks(path):
