@@ -64,7 +64,7 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     client = redis.Redis.from_url(url)
     try:
         assert client.config_get("appendonly")["appendonly"] == "yes"
-        assert Path(client.config_get("dir")["dir"]) == settings.redis_dir
+        assert Path(str(client.config_get("dir")["dir"])) == settings.redis_dir
         bodies = run_events(250)
         fill(client, record["stream"], bodies)
         wait_for_sync(lambda: head(settings.db) == 250, 30)
