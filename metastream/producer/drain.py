@@ -31,7 +31,8 @@ from typing import Final
 
 from metastream.producer.resend import Resender
 from metastream.producer.spool import SpoolFile, claim_orphans
-from metastream.producer.transport import Transport, TransportError, redact
+from metastream.producer.transport import Transport, TransportError
+from metastream.urls import mask_url
 
 logger = logging.getLogger("metastream.producer.drain")
 
@@ -97,7 +98,7 @@ class SpoolDrainer:
         sent = 0
         try:
             if not self.transport.connected and not self._reconnect():
-                raise TransportError(f"cannot connect to Redis at {redact(self.redis_url)}")
+                raise TransportError(f"cannot connect to Redis at {mask_url(self.redis_url)}")
             while files:
                 if self._stop.is_set():
                     break

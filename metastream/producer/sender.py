@@ -36,7 +36,8 @@ from metastream.config import Settings
 from metastream.producer.queue import EventQueue
 from metastream.producer.resend import Resender
 from metastream.producer.spool import SpoolError, SpoolFile, SpoolWriter, claim_orphans
-from metastream.producer.transport import Transport, TransportError, redact
+from metastream.producer.transport import Transport, TransportError
+from metastream.urls import mask_url
 
 logger = logging.getLogger("metastream.producer")
 
@@ -61,7 +62,7 @@ _warned_unreachable = False
 def _warn_unreachable(url: str | None, spool_dir: Path, reason: object) -> None:
     global _warned_unreachable
     where = (
-        f"Redis at {redact(url)} cannot be reached ({reason})"
+        f"Redis at {mask_url(url)} cannot be reached ({reason})"
         if url
         else "no Redis is configured (METASTREAM_REDIS_URL is not set) and the local stack is "
         "not running"

@@ -24,12 +24,12 @@ from __future__ import annotations
 import io
 import socket
 from typing import Any, Final, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
 import redis
 
 from metastream.producer.frames import XaddFrames
+from metastream.urls import mask_url
 
 CONNECT_TIMEOUT: Final = 2.0
 """Seconds to wait for a connection: an unreachable Redis is found out this fast."""
@@ -49,19 +49,6 @@ class TransportError(Exception):
         super().__init__(message)
         self.unsent: list[bytes] = unsent if unsent is not None else []
         self.reply = reply
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<invalid URL>"
-    if password is None:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Transport:
@@ -93,7 +80,7 @@ class Transport:
             conn: Any = pool.make_connection()  # its socket is used directly below
             conn.connect()
         except (redis.RedisError, OSError, ValueError) as exc:
-            raise TransportError(f"cannot connect to Redis at {redact(url)}: {exc}") from exc
+            raise TransportError(f"cannot connect to Redis at {mask_url(url)}: {exc}") from exc
         self._conn = conn
         self._sock = cast(socket.socket, conn._sock)
 

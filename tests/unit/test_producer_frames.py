@@ -13,7 +13,8 @@ import pytest
 from metastream.constants import DATA_FIELD
 from metastream.producer import frames as frames_module
 from metastream.producer.frames import XaddFrames
-from metastream.producer.transport import Transport, TransportError, _read_replies, redact
+from metastream.producer.transport import Transport, TransportError, _read_replies
+from metastream.urls import mask_url as redact
 
 BODIES = [b"a", b"", b"\r\n$5\r\n*3\r\n", b"%d %s %%", bytes(range(256)), b"x" * 70_000]
 
