@@ -219,15 +219,14 @@ def summaries(reader: Reader, rows: list[browse.RunRow]) -> list[models.RunSumma
 
 
 def json_metadata(entity: S) -> S:
-    """``entity`` with every metadata value (its steps' too) in the JSON form."""
-    changes: dict[str, Any] = {"metadata": metadata_json_form(getattr(entity, "metadata"))}
-    steps = getattr(entity, "steps", None)
-    if steps is not None:
-        changes["steps"] = [json_metadata(s) for s in steps]
+    """``entity`` with every metadata value (its steps' and history's too) in the JSON form."""
     entries = getattr(entity, "entries", None)
     if entries is not None:
         return msgspec.structs.replace(
             entity, entries=[msgspec.structs.replace(e, value=json_form(e.value)) for e in entries]
         )
+    changes: dict[str, Any] = {"metadata": metadata_json_form(getattr(entity, "metadata"))}
+    steps = getattr(entity, "steps", None)
+    if steps is not None:
+        changes["steps"] = [json_metadata(s) for s in steps]
     return msgspec.structs.replace(entity, **changes)
-

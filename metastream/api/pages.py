@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import MediaType, Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
 from metastream.api import entities, routes
@@ -88,11 +88,11 @@ def _readers(state: State) -> Readers:
 @get("/", sync_to_thread=True, include_in_schema=False)
 def runs_page(
     state: State,
-    q: str | None = None,
-    pipeline: str | None = None,
-    status: str | None = None,
-    sort: str = "-created",
-    cursor: str | None = None,
+    q: FromQuery[str | None] = None,
+    pipeline: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    sort: FromQuery[str] = "-created",
+    cursor: FromQuery[str | None] = None,
 ) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
@@ -127,7 +127,7 @@ def runs_page(
 
 
 @get("/runs/{run:str}", sync_to_thread=True, include_in_schema=False)
-def run_page(state: State, run: str, as_of: str | None = None) -> Response[str]:
+def run_page(state: State, run: FromPath[str], as_of: FromQuery[str | None] = None) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.run(reader, run, as_of=parse_as_of(as_of), rollups=False)
@@ -135,7 +135,7 @@ def run_page(state: State, run: str, as_of: str | None = None) -> Response[str]:
 
 
 @get("/steps/{step_id:str}", sync_to_thread=True, include_in_schema=False)
-def step_page(state: State, step_id: str, as_of: str | None = None) -> Response[str]:
+def step_page(state: State, step_id: FromPath[str], as_of: FromQuery[str | None] = None) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.step(reader, step_id, as_of=parse_as_of(as_of))
@@ -145,7 +145,10 @@ def step_page(state: State, step_id: str, as_of: str | None = None) -> Response[
 
 @get("/artifact-versions/{ref:str}", sync_to_thread=True, include_in_schema=False)
 def artifact_page(
-    state: State, ref: str, version: str | None = None, as_of: str | None = None
+    state: State,
+    ref: FromPath[str],
+    version: FromQuery[str | None] = None,
+    as_of: FromQuery[str | None] = None,
 ) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
@@ -163,7 +166,10 @@ def artifact_page(
 
 @get("/model-versions/{ref:str}", sync_to_thread=True, include_in_schema=False)
 def model_page(
-    state: State, ref: str, version: str | None = None, as_of: str | None = None
+    state: State,
+    ref: FromPath[str],
+    version: FromQuery[str | None] = None,
+    as_of: FromQuery[str | None] = None,
 ) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
@@ -180,7 +186,7 @@ def model_page(
 
 
 @get("/history", sync_to_thread=True, include_in_schema=False)
-def history_page(state: State, entity: str, key: str) -> Response[str]:
+def history_page(state: State, entity: FromQuery[str], key: FromQuery[str]) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.history(reader, entity, key)
@@ -202,8 +208,8 @@ def history_page(state: State, entity: str, key: str) -> Response[str]:
 @get("/compare", sync_to_thread=True, include_in_schema=False)
 def compare_page(
     state: State,
-    runs: Annotated[list[str] | None, Parameter(query="runs")] = None,
-    baseline: str | None = None,
+    runs: FromQuery[list[str] | None] = None,
+    baseline: FromQuery[str | None] = None,
 ) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
@@ -260,7 +266,7 @@ def sparkline(points: list[tuple[float, float]], width: int = 640, height: int =
 
 
 @get("/login", include_in_schema=False)
-async def login_form(state: State, failed: bool = False) -> Response[str]:
+async def login_form(state: State, failed: FromQuery[bool] = False) -> Response[str]:
     return render("login.html", failed=failed, token_needed=bool(state.token))
 
 

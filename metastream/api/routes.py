@@ -14,7 +14,7 @@ from typing import Annotated, Final
 
 from litestar import Request, Router, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from metastream.api import entities, feed, live, models
@@ -27,7 +27,7 @@ AS_OF_DOC: Final = (
     "Read the entity as it was at this log position (a whole number) or time "
     "(ISO 8601, UTC when it has no offset). The registry is read as of it too."
 )
-AsOfParam = Annotated[str | None, Parameter(query="as_of", description=AS_OF_DOC)]
+AsOfParam = Annotated[str | None, QueryParameter(description=AS_OF_DOC)]
 
 
 def _readers(state: State) -> Readers:
@@ -54,14 +54,14 @@ def _seconds(text: str | None, name: str) -> float | None:
 @get("/runs", sync_to_thread=True, summary="List pipeline runs")
 def list_runs(
     state: State,
-    pipeline: str | None = None,
-    status: str | None = None,
-    name: Annotated[str | None, Parameter(description="a substring of the run's name")] = None,
-    since: Annotated[str | None, Parameter(description="created at or after (ISO 8601 or Unix seconds)")] = None,
-    until: Annotated[str | None, Parameter(description="created before (ISO 8601 or Unix seconds)")] = None,
-    sort: Annotated[str, Parameter(description="-created, created, -name or name")] = "-created",
-    limit: Annotated[int, Parameter(ge=1, le=browse.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+    pipeline: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    name: Annotated[str | None, QueryParameter(description="a substring of the run's name")] = None,
+    since: Annotated[str | None, QueryParameter(description="created at or after (ISO 8601 or Unix seconds)")] = None,
+    until: Annotated[str | None, QueryParameter(description="created before (ISO 8601 or Unix seconds)")] = None,
+    sort: Annotated[str, QueryParameter(description="-created, created, -name or name")] = "-created",
+    limit: Annotated[int, QueryParameter(ge=1, le=browse.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
 ) -> models.RunList:
     """Runs matching the filters, one page at a time, each with its numeric metadata."""
     reader = _readers(state).get()
@@ -82,7 +82,9 @@ def list_runs(
 
 
 @get("/runs/{run:str}", sync_to_thread=True, summary="A pipeline run")
-def get_run(state: State, run: str, as_of: AsOfParam = None, rollups: bool = True) -> models.Run:
+def get_run(
+    state: State, run: FromPath[str], as_of: AsOfParam = None, rollups: FromQuery[bool] = True
+) -> models.Run:
     """A run by id, name or unique id/name prefix: metadata, steps, artifacts, models."""
     reader = _readers(state).get()
     found = entities.run(reader, run, as_of=parse_as_of(as_of), rollups=rollups)
@@ -90,20 +92,20 @@ def get_run(state: State, run: str, as_of: AsOfParam = None, rollups: bool = Tru
 
 
 @get("/runs/{run:str}/steps/{step:str}", sync_to_thread=True, summary="A step of a run by name")
-def get_run_step(state: State, run: str, step: str, as_of: AsOfParam = None) -> models.Step:
+def get_run_step(state: State, run: FromPath[str], step: FromPath[str], as_of: AsOfParam = None) -> models.Step:
     reader = _readers(state).get()
     return entities.json_metadata(entities.step(reader, step, run, as_of=parse_as_of(as_of)))
 
 
 @get("/steps/{step_id:str}", sync_to_thread=True, summary="A step run by id")
-def get_step(state: State, step_id: str, as_of: AsOfParam = None) -> models.Step:
+def get_step(state: State, step_id: FromPath[str], as_of: AsOfParam = None) -> models.Step:
     reader = _readers(state).get()
     return entities.json_metadata(entities.step(reader, step_id, as_of=parse_as_of(as_of)))
 
 
 @get("/artifact-versions/{ref:str}", sync_to_thread=True, summary="An artifact version")
 def get_artifact_version(
-    state: State, ref: str, version: str | None = None, as_of: AsOfParam = None
+    state: State, ref: FromPath[str], version: FromQuery[str | None] = None, as_of: AsOfParam = None
 ) -> models.ArtifactVersion:
     """By id, or by artifact name and ``version`` (the latest version when none)."""
     reader = _readers(state).get()
@@ -113,7 +115,7 @@ def get_artifact_version(
 
 @get("/model-versions/{ref:str}", sync_to_thread=True, summary="A model version")
 def get_model_version(
-    state: State, ref: str, version: str | None = None, as_of: AsOfParam = None
+    state: State, ref: FromPath[str], version: FromQuery[str | None] = None, as_of: AsOfParam = None
 ) -> models.ModelVersion:
     """By id, or by model name and ``version`` (the latest version when none)."""
     reader = _readers(state).get()
@@ -122,7 +124,7 @@ def get_model_version(
 
 
 @get("/entities/{entity_id:str}/history", sync_to_thread=True, summary="A key's history")
-def get_history(state: State, entity_id: str, key: str) -> models.History:
+def get_history(state: State, entity_id: FromPath[str], key: FromQuery[str]) -> models.History:
     """Every value ``key`` of an entity (by id) ever had, oldest first, and who logged it."""
     reader = _readers(state).get()
     return entities.json_metadata(entities.history(reader, entity_id, key))
@@ -133,9 +135,9 @@ def get_comparison(
     state: State,
     runs: Annotated[
         list[str],
-        Parameter(description=f"runs (id, name or prefix; repeated or comma-separated), at most {MAX_COMPARED}"),
+        QueryParameter(description=f"runs (id, name or prefix; repeated or comma-separated), at most {MAX_COMPARED}"),
     ],
-    baseline: Annotated[str | None, Parameter(description="one of runs (default: the first)")] = None,
+    baseline: Annotated[str | None, QueryParameter(description="one of runs (default: the first)")] = None,
 ) -> models.Comparison:
     """The union of the runs' keys (cards flattened to ``card.field``), each run's value, and
     whether it differs from the baseline run's. More than 20 runs is a 400."""
@@ -206,8 +208,8 @@ def comparison(
 @get("/events", sync_to_thread=True, summary="The event log after a position")
 def get_events(
     state: State,
-    after: Annotated[int, Parameter(ge=0, description="a log position (0: from the start)")] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=feed.MAX_EVENTS)] = 100,
+    after: Annotated[int, QueryParameter(ge=0, description="a log position (0: from the start)")] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=feed.MAX_EVENTS)] = 100,
 ) -> models.EventPage:
     """Events the views have applied, oldest first; follow ``next_after`` to catch up."""
     return feed.events_after(_readers(state).get(), after, limit)
@@ -228,12 +230,12 @@ def get_pipelines(state: State) -> list[str]:
 async def get_stream(
     request: Request,  # type: ignore[type-arg]
     state: State,
-    last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
 ) -> Stream:
     """``event: commit`` with ``id`` and ``data.position`` = the position the views applied
     through, whenever it moves. Reconnecting with ``Last-Event-ID`` resumes: a message comes
     at once if the views moved meanwhile. Read what changed from ``/events?after=``."""
     committed: live.Committed = state.committed
+    last_event_id = request.headers.get("last-event-id")
     last = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
     return Stream(
         live.stream(committed, last),

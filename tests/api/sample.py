@@ -64,7 +64,8 @@ def build(path: Path, runs: int = 3) -> Sample:
             ),
             p.step_done("load"),
             p.step("train"),
-            p.on_step("train", accuracy=0.8 + 0.05 * i, loss=0.5 - 0.1 * i, shape=(3, 4)),
+            *(p.on_step("train", loss=1.0 / (epoch + 1) + 0.01 * i) for epoch in range(4)),
+            p.on_step("train", accuracy=0.8 + 0.02 * i, loss=0.2 - 0.01 * i, shape=(3, 4)),
             p.step_done("train", "failed" if i == runs - 1 else "completed"),
             p.finished("failed" if i == runs - 1 else "completed"),
         ]

@@ -215,7 +215,7 @@ function scaleFor(key, height) {
   let a = f(lo), z = f(hi);
   if (a === z) { a -= 1; z += 1; }
   const flip = state.flip.has(key);
-  const top = 24, bottom = height - 28;
+  const top = 44, bottom = height - 34;
   const toY = (x) => {
     const n = asNumber(x);
     if (!Number.isFinite(n) || (log && n <= 0)) return null;
@@ -275,9 +275,9 @@ function drawPlot() {
     return;
   }
   const width = Math.max(holder.clientWidth || 900, keys.length * 120);
-  const height = 360;
-  const gap = (width - 80) / (keys.length - 1);
-  const xs = keys.map((_, j) => 40 + j * gap);
+  const height = 380;
+  const gap = (width - 160) / (keys.length - 1);
+  const xs = keys.map((_, j) => 80 + j * gap);
   const scales = keys.map((k) => scaleFor(k, height));
   const plot = svg("svg", { width: String(width), height: String(height), role: "img", "aria-label": "parallel coordinates of the runs" });
 
@@ -304,13 +304,13 @@ function drawPlot() {
   scales.forEach((s, j) => {
     const g = svg("g", { class: "pc-axis", "data-key": s.row.key });
     g.append(svg("line", { x1: xs[j], x2: xs[j], y1: s.top, y2: s.bottom }));
-    const title = svg("text", { x: xs[j], y: 12, "text-anchor": "middle", class: "pc-title" }, shorten(s.row.key));
+    const title = svg("text", { x: xs[j], y: 14, "text-anchor": "middle", class: "pc-title" }, shorten(s.row.key));
     title.append(svg("title", {}, s.row.key));
     g.append(title);
-    const hiLabel = s.flip ? s.bottom + 12 : s.top - 4;
-    const loLabel = s.flip ? s.top - 4 : s.bottom + 12;
-    g.append(svg("text", { x: xs[j] + 4, y: hiLabel }, formatNumber(s.hi)));
-    g.append(svg("text", { x: xs[j] + 4, y: loLabel }, formatNumber(s.lo)));
+    const hiLabel = s.flip ? s.bottom + 14 : s.top - 8;
+    const loLabel = s.flip ? s.top - 8 : s.bottom + 14;
+    g.append(svg("text", { x: xs[j], y: hiLabel, "text-anchor": "middle", class: "pc-tick" }, formatNumber(s.hi)));
+    g.append(svg("text", { x: xs[j], y: loLabel, "text-anchor": "middle", class: "pc-tick" }, formatNumber(s.lo)));
     const logBtn = svg("text", { x: xs[j] - 22, y: height - 2, class: "pc-control", "data-action": "log" }, s.log ? "[log]" : "log");
     logBtn.addEventListener("click", () => { toggle(state.log, s.row.key); state.brushes.delete(s.row.key); redraw(); });
     const flipBtn = svg("text", { x: xs[j] + 6, y: height - 2, class: "pc-control", "data-action": "flip" }, s.flip ? "[flip]" : "flip");
@@ -331,7 +331,7 @@ function drawPlot() {
   drawLegend();
 }
 
-function shorten(key) { return key.length > 22 ? "…" + key.slice(-21) : key; }
+function shorten(key) { return key.length > 24 ? "…" + key.slice(-23) : key; }
 function toggle(set, key) { if (set.has(key)) set.delete(key); else set.add(key); }
 
 function brushable(hit, plot, s, x) {
