@@ -39,6 +39,8 @@ class Committed:
         self.closed = False
 
     async def start(self) -> None:
+        self.closed = False
+        self._changed = asyncio.Event()
         self._reader = Reader(self.db)
         self.position = await anyio.to_thread.run_sync(self._reader.applied_through)
         self._task = asyncio.create_task(self._poll())

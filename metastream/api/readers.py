@@ -23,18 +23,22 @@ class Readers:
         self._local = threading.local()
         self._all: list[Reader] = []
         self._lock = threading.Lock()
+        self._generation = 0
 
     def get(self) -> Reader:
         reader: Reader | None = getattr(self._local, "reader", None)
-        if reader is None:
+        if reader is None or self._local.generation != self._generation:
             reader = Reader(self.db)
             self._local.reader = reader
+            self._local.generation = self._generation
             with self._lock:
                 self._all.append(reader)
         return reader
 
     def close(self) -> None:
+        """Close every reader; a later ``get`` opens a new one (the app may start again)."""
         with self._lock:
+            self._generation += 1
             readers, self._all = self._all, []
         for reader in readers:
             reader.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,20 @@ def ingest(path: Path, events: list[Event]) -> None:
         finally:
             await store.close()
 
-    asyncio.run(go())
+    # in a thread of its own: Playwright's sync API keeps an event loop running on this one
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if failures:
+        raise failures[0]
 
 
 def build(path: Path, runs: int = 3) -> Sample:
