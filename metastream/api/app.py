@@ -1,13 +1,12 @@
 """The ASGI app: the API under ``/api/v1``, the pages, static files, live updates.
 
-    app = create_app(Path("~/.metastream/metastream.db").expanduser())
-    uvicorn.run(app, host="127.0.0.1", port=8237)
+app = create_app(Path("~/.metastream/metastream.db").expanduser())
+uvicorn.run(app, host="127.0.0.1", port=8237)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -61,9 +60,7 @@ def create_app(db: str | Path, *, token: str | None = None, poll_interval: float
             path=OPENAPI_PATH,
             render_plugins=[JsonRenderPlugin()],
         ),
-        middleware=[guard],
+        middleware=[guard],  # type: ignore[list-item]  # a plain ASGI middleware factory
         debug=False,
     )
     return app
-
-

@@ -15,8 +15,7 @@ import msgspec
 from metastream.api import models
 from metastream.api.readers import as_of_seconds
 from metastream.errors import ReferenceNotFound
-from metastream.query import Reader
-from metastream.query import browse
+from metastream.query import Reader, browse
 from metastream.query.views import StepView
 from metastream.schemas import as_uuid
 from metastream.schemas.jsonform import json_form, metadata_json_form
@@ -79,7 +78,9 @@ def run(
     position, time = (None, None) if as_of is None else (as_of.position, as_of_seconds(as_of))
     view = reader.run_by_id(run_id, rollups=False)
     steps = []
-    step_members = {m.id: m for m in browse.members(reader, run_id, "step_run", position=position, time=time)}
+    step_members = {
+        m.id: m for m in browse.members(reader, run_id, "step_run", position=position, time=time)
+    }
     if as_of is None:
         metadata = dict(view.run_metadata)
         for step in view.steps.values():
@@ -116,7 +117,9 @@ def run(
         steps=steps,
         artifacts=[
             _member(m)
-            for m in browse.members(reader, run_id, "artifact_version", position=position, time=time)
+            for m in browse.members(
+                reader, run_id, "artifact_version", position=position, time=time
+            )
         ],
         models=[
             _member(m)
@@ -225,7 +228,7 @@ def json_metadata(entity: S) -> S:
         return msgspec.structs.replace(
             entity, entries=[msgspec.structs.replace(e, value=json_form(e.value)) for e in entries]
         )
-    changes: dict[str, Any] = {"metadata": metadata_json_form(getattr(entity, "metadata"))}
+    changes: dict[str, Any] = {"metadata": metadata_json_form(getattr(entity, "metadata"))}  # noqa: B009 - S is any entity model
     steps = getattr(entity, "steps", None)
     if steps is not None:
         changes["steps"] = [json_metadata(s) for s in steps]

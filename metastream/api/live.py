@@ -55,6 +55,10 @@ class Committed:
         if self._reader is not None:
             self._reader.close()
 
+    def stopped(self) -> bool:
+        """Whether the server is shutting down (a method: it changes while a stream waits)."""
+        return self.closed
+
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
@@ -68,12 +72,12 @@ class Committed:
                 self.position = position
                 self._wake()
 
-    async def wait_past(self, position: int, timeout: float) -> int:
-        """The committed position once it differs from ``position`` (or after ``timeout``)."""
+    async def wait_past(self, position: int, patience: float) -> int:
+        """The committed position once it differs from ``position`` (or after ``patience`` s)."""
         if self.position == position and not self.closed:
             changed = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout)
+                await asyncio.wait_for(changed.wait(), patience)
         return self.position
 
 
@@ -90,7 +94,7 @@ async def stream(committed: Committed, last_seen: int | None) -> AsyncIterator[s
         yield message(shown)
     while not committed.closed:
         position = await committed.wait_past(shown if shown is not None else -1, KEEPALIVE)
-        if committed.closed:
+        if committed.stopped():
             return
         if position == shown:
             yield ": keep-alive\n\n"

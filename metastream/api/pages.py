@@ -127,7 +127,9 @@ def runs_page(
 
 
 @get("/runs/{run:str}", sync_to_thread=True, include_in_schema=False)
-def run_page(state: State, run: FromPath[str], as_of: FromQuery[str | None] = None) -> Response[str]:
+def run_page(
+    state: State, run: FromPath[str], as_of: FromQuery[str | None] = None
+) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.run(reader, run, as_of=parse_as_of(as_of), rollups=False)
@@ -135,12 +137,16 @@ def run_page(state: State, run: FromPath[str], as_of: FromQuery[str | None] = No
 
 
 @get("/steps/{step_id:str}", sync_to_thread=True, include_in_schema=False)
-def step_page(state: State, step_id: FromPath[str], as_of: FromQuery[str | None] = None) -> Response[str]:
+def step_page(
+    state: State, step_id: FromPath[str], as_of: FromQuery[str | None] = None
+) -> Response[str]:
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.step(reader, step_id, as_of=parse_as_of(as_of))
     run = entities.run(reader, str(found.run_id), rollups=False)
-    return render("step.html", step=found, run=run, as_of=as_of or "", head=position, position=position)
+    return render(
+        "step.html", step=found, run=run, as_of=as_of or "", head=position, position=position
+    )
 
 
 @get("/artifact-versions/{ref:str}", sync_to_thread=True, include_in_schema=False)
@@ -237,7 +243,9 @@ def compare_page(
     return render("compare.html", data=data, MAX=MAX_COMPARED, position=position)
 
 
-def sparkline(points: list[tuple[float, float]], width: int = 640, height: int = 160) -> dict[str, Any]:
+def sparkline(
+    points: list[tuple[float, float]], width: int = 640, height: int = 160
+) -> dict[str, Any]:
     """An SVG polyline of ``(time, value)`` points, drawn on the server (no script needed)."""
     xs = [p[0] for p in points]
     ys = [p[1] for p in points if p[1] == p[1] and abs(p[1]) != float("inf")]
@@ -307,5 +315,3 @@ def router() -> Router:
         ],
         include_in_schema=False,
     )
-
-

@@ -91,9 +91,9 @@ def value_html(value: Any) -> Markup:
                 '<a class="v-uri" href="{0}" rel="noopener noreferrer nofollow" '
                 'target="_blank">{1}</a>'
             ).format(text, _text(text))
-        return Markup('<span class="v-uri v-uri-plain" title="not an http(s) link">{}</span>').format(
-            _text(text)
-        )
+        return Markup(
+            '<span class="v-uri v-uri-plain" title="not an http(s) link">{}</span>'
+        ).format(_text(text))
     if cls is Path:
         return Markup('<code class="v-path">{}</code>{}').format(
             _text(str.__str__(value)), _badge("path")

@@ -45,7 +45,9 @@ def _seconds(text: str | None, name: str) -> float | None:
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{name}={text[:60]!r} is neither Unix seconds nor an ISO 8601 time") from None
+        raise ValueError(
+            f"{name}={text[:60]!r} is neither Unix seconds nor an ISO 8601 time"
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp()
@@ -57,11 +59,19 @@ def list_runs(
     pipeline: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
     name: Annotated[str | None, QueryParameter(description="a substring of the run's name")] = None,
-    since: Annotated[str | None, QueryParameter(description="created at or after (ISO 8601 or Unix seconds)")] = None,
-    until: Annotated[str | None, QueryParameter(description="created before (ISO 8601 or Unix seconds)")] = None,
-    sort: Annotated[str, QueryParameter(description="-created, created, -name or name")] = "-created",
+    since: Annotated[
+        str | None, QueryParameter(description="created at or after (ISO 8601 or Unix seconds)")
+    ] = None,
+    until: Annotated[
+        str | None, QueryParameter(description="created before (ISO 8601 or Unix seconds)")
+    ] = None,
+    sort: Annotated[
+        str, QueryParameter(description="-created, created, -name or name")
+    ] = "-created",
     limit: Annotated[int, QueryParameter(ge=1, le=browse.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(description="next_cursor of the previous page")
+    ] = None,
 ) -> models.RunList:
     """Runs matching the filters, one page at a time, each with its numeric metadata."""
     reader = _readers(state).get()
@@ -74,7 +84,7 @@ def list_runs(
         name=name,
         since=_seconds(since, "since"),
         until=_seconds(until, "until"),
-        sort=sort,  # type: ignore[arg-type]
+        sort=sort,
         limit=limit,
         cursor=cursor,
     )
@@ -92,7 +102,9 @@ def get_run(
 
 
 @get("/runs/{run:str}/steps/{step:str}", sync_to_thread=True, summary="A step of a run by name")
-def get_run_step(state: State, run: FromPath[str], step: FromPath[str], as_of: AsOfParam = None) -> models.Step:
+def get_run_step(
+    state: State, run: FromPath[str], step: FromPath[str], as_of: AsOfParam = None
+) -> models.Step:
     reader = _readers(state).get()
     return entities.json_metadata(entities.step(reader, step, run, as_of=parse_as_of(as_of)))
 
@@ -135,9 +147,14 @@ def get_comparison(
     state: State,
     runs: Annotated[
         list[str],
-        QueryParameter(description=f"runs (id, name or prefix; repeated or comma-separated), at most {MAX_COMPARED}"),
+        QueryParameter(
+            description="runs (id, name or prefix; repeated or comma-separated), "
+            f"at most {MAX_COMPARED}"
+        ),
     ],
-    baseline: Annotated[str | None, QueryParameter(description="one of runs (default: the first)")] = None,
+    baseline: Annotated[
+        str | None, QueryParameter(description="one of runs (default: the first)")
+    ] = None,
 ) -> models.Comparison:
     """The union of the runs' keys (cards flattened to ``card.field``), each run's value, and
     whether it differs from the baseline run's. More than 20 runs is a 400."""
@@ -208,7 +225,9 @@ def comparison(
 @get("/events", sync_to_thread=True, summary="The event log after a position")
 def get_events(
     state: State,
-    after: Annotated[int, QueryParameter(ge=0, description="a log position (0: from the start)")] = 0,
+    after: Annotated[
+        int, QueryParameter(ge=0, description="a log position (0: from the start)")
+    ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=feed.MAX_EVENTS)] = 100,
 ) -> models.EventPage:
     """Events the views have applied, oldest first; follow ``next_after`` to catch up."""
@@ -226,7 +245,11 @@ def get_pipelines(state: State) -> list[str]:
     return browse.pipelines(_readers(state).get())
 
 
-@get("/stream", summary="Server-Sent Events: what the views committed", media_type="text/event-stream")
+@get(
+    "/stream",
+    summary="Server-Sent Events: what the views committed",
+    media_type="text/event-stream",
+)
 async def get_stream(
     request: Request,  # type: ignore[type-arg]
     state: State,

@@ -58,20 +58,22 @@ def with_headers(app: ASGIApp) -> ASGIApp:
 
 
 def _presented(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, raw in headers:
         if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            scheme, _, credentials = raw.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer":
                 return credentials.strip()
-    for name, value in scope.get("headers", []):
+    for name, raw in headers:
         if name == b"cookie":
             cookie: SimpleCookie = SimpleCookie()
             try:
-                cookie.load(value.decode("latin-1"))
+                cookie.load(raw.decode("latin-1"))
             except CookieError:  # a malformed cookie is no token
                 return None
             if COOKIE in cookie:
-                return cookie[COOKIE].value
+                token: str = cookie[COOKIE].value
+                return token
     return None
 
 

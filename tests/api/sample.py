@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from metastream.projections import Store
-from metastream.schemas import DType, Event, Path as MetaPath, StorageSize, Uri
+from metastream.schemas import DType, Event, StorageSize, Uri
+from metastream.schemas import Path as MetaPath
 from tests.events import Pipeline, artifact, by_id, incoming, logged, model
 
 XSS_KEY = "<img src=x onerror=\"window.__xss='key'\">"
@@ -90,7 +91,11 @@ def build(path: Path, runs: int = 3) -> Sample:
     sample.model_id = m.model_version_id
     events += [m, logged(by_id("model_version", m.model_version_id), auc=0.91)]
     etl = Pipeline("etl-nightly", "etl")
-    events += [etl.started(), etl.on_run(when=datetime.datetime(2026, 12, 1, 12, 0)), etl.finished()]
+    events += [
+        etl.started(),
+        etl.on_run(when=datetime.datetime(2026, 12, 1, 12, 0)),
+        etl.finished(),
+    ]
     sample.runs.append(etl)
     ingest(path, events)
     return sample

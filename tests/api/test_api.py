@@ -167,7 +167,8 @@ def test_as_of_reads_metadata_and_registry_at_a_point(client: Client, sample: Sa
     assert not any("::" in k for k in before_step["metadata"])
     assert before_step["as_of"] == {"position": step_started - 1, "time": None}
     now = client.get("/api/v1/runs/run-0").json()
-    assert now["status"] == "completed" and len(now["steps"]) == 2
+    assert now["status"] == "completed"
+    assert len(now["steps"]) == 2
     before_run = client.get("/api/v1/runs/run-0?as_of=0")
     assert before_run.status_code == 404
     early = client.get("/api/v1/model-versions/classifier?version=1&as_of=1")

@@ -13,9 +13,11 @@ def test_runs_list_shows_runs_filters_and_metrics(client: Client) -> None:
     html = client.get("/").text
     assert html.index("etl-nightly") < html.index("run-2") < html.index("run-0")  # newest first
     assert "train::accuracy" in html
-    assert 'name="runs"' in html and 'form="compare-form"' in html
+    assert 'name="runs"' in html
+    assert 'form="compare-form"' in html
     filtered = client.get("/?pipeline=etl").text
-    assert "etl-nightly" in filtered and "run-0" not in filtered
+    assert "etl-nightly" in filtered
+    assert "run-0" not in filtered
     assert "run-2" in client.get("/?status=failed").text
     assert "No runs match" in client.get("/?q=nothing-like-this").text
 
@@ -25,8 +27,10 @@ def test_run_page_has_cards_special_types_steps_and_links(client: Client, sample
     assert '<section class="card card-general">' in html
     assert ">git</a></h3>" in html  # one card per top-level dict
     assert 'href="https://example.com/data.csv"' in html  # a Uri is a link
-    assert "1.5 MiB" in html and 'title="1,572,864 bytes"' in html  # StorageSize
-    assert 'class="v-dtype">float32' in html and 'class="v-path">/data/train.csv' in html
+    assert "1.5 MiB" in html
+    assert 'title="1,572,864 bytes"' in html
+    assert 'class="v-dtype">float32' in html
+    assert 'class="v-path">/data/train.csv' in html
     assert "badge-tuple" in html
     assert f'href="/steps/{sample.runs[0].step_ids["load"]}"' in html
     assert f'href="/artifact-versions/{sample.artifact_id}"' in html
@@ -42,9 +46,11 @@ def test_as_of_page_shows_the_past(client: Client, sample: Sample) -> None:
 
 def test_entity_pages(client: Client, sample: Sample) -> None:
     step = client.get(f"/steps/{sample.runs[0].step_ids['train']}").text
-    assert "accuracy" in step and "run-0" in step
+    assert "accuracy" in step
+    assert "run-0" in step
     artifact = client.get(f"/artifact-versions/{sample.artifact_id}").text
-    assert "dataset" in artifact and "rows" in artifact
+    assert "dataset" in artifact
+    assert "rows" in artifact
     model = client.get("/model-versions/classifier?version=1").text
     assert "auc" in model
 
@@ -59,7 +65,8 @@ def test_history_page_draws_numeric_values(client: Client, sample: Sample) -> No
 
 def test_compare_page_embeds_the_comparison_as_data(client: Client) -> None:
     html = client.get("/compare?runs=run-0&runs=run-1&runs=run-2&baseline=run-1").text
-    assert 'id="compare-data"' in html and 'src="/static/compare.js"' in html
+    assert 'id="compare-data"' in html
+    assert 'src="/static/compare.js"' in html
     assert "3 runs" in html
     assert "Select up to 20 runs" in client.get("/compare").text
 
@@ -67,7 +74,8 @@ def test_compare_page_embeds_the_comparison_as_data(client: Client) -> None:
 def test_unknown_pages_are_404_pages(client: Client) -> None:
     response = client.get("/runs/no-such-run")
     assert response.status_code == 404
-    assert "Not found" in response.text and "no-such-run" in response.text
+    assert "Not found" in response.text
+    assert "no-such-run" in response.text
 
 
 def test_static_assets_stay_small(client: Client) -> None:

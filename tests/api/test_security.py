@@ -46,11 +46,14 @@ def test_with_a_token_every_request_needs_it(sample: Sample) -> None:
         denied = client.get("/api/v1/runs")
         assert denied.status_code == 401
         assert denied.json()["status"] == 401
-        assert client.get("/api/v1/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert (
+            client.get("/api/v1/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )
         ok = client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200
         page = client.get("/", follow_redirects=False)
-        assert page.status_code == 303 and page.headers["location"] == "/login"
+        assert page.status_code == 303
+        assert page.headers["location"] == "/login"
         assert client.get("/api/v1/stream").status_code == 401
         assert client.get("/api/v1/schema/openapi.json").status_code == 401
 
@@ -64,13 +67,15 @@ def test_login_form_sets_an_httponly_cookie(sample: Sample) -> None:
         good = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
         assert good.status_code == 303
         cookie = good.headers["set-cookie"]
-        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        assert "httponly" in cookie.lower()
+        assert "samesite=strict" in cookie.lower()
         assert client.get("/api/v1/runs").status_code == 200  # the cookie now travels
         assert client.get("/").status_code == 200
 
 
 def test_every_response_has_a_csp_without_unsafe_inline(client: TestClient) -> None:  # type: ignore[type-arg]
-    assert "unsafe-inline" not in CSP and "unsafe-eval" not in CSP
+    assert "unsafe-inline" not in CSP
+    assert "unsafe-eval" not in CSP
     assert "script-src 'self'" in CSP
     for url in ("/", "/runs/run-0", "/api/v1/runs", "/static/app.js", "/api/v1/runs/nope"):
         response = client.get(url)

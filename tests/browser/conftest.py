@@ -18,7 +18,10 @@ from metastream.api.background import BackgroundServer
 from tests.api.sample import Sample, build
 
 CHROMIUM = Path(os.environ.get("METASTREAM_CHROMIUM", "/usr/bin/chromium"))
-HOW = "install it with `sudo apt-get install chromium` (or set METASTREAM_CHROMIUM to a Chromium binary)"
+HOW = (
+    "install it with `sudo apt-get install chromium` "
+    "(or set METASTREAM_CHROMIUM to a Chromium binary)"
+)
 
 
 def _require_chromium() -> None:

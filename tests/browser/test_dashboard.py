@@ -32,7 +32,9 @@ def test_runs_list_and_select_runs_to_compare(page: Page, server: BackgroundServ
 def test_run_page_cards_and_special_types(page: Page, server: BackgroundServer) -> None:
     page.goto(server.url + "/runs/run-0")
     titles = page.locator(".card h3").all_inner_texts()
-    assert "general" in [t.lower() for t in titles] and "git" in titles and "dataset" in titles
+    assert "general" in [t.lower() for t in titles]
+    assert "git" in titles
+    assert "dataset" in titles
     link = page.locator("a.v-uri").first
     assert link.get_attribute("href") == "https://example.com/data.csv"
     assert link.get_attribute("rel") == "noopener noreferrer nofollow"
@@ -54,7 +56,9 @@ def test_comparison_highlights_changes_draws_the_plot_and_brushing_filters(
     changed = page.locator('#compare-table tr[data-key="learning_rate"] td.changed')
     assert changed.count() == 5  # every run but the baseline
     assert page.locator('#compare-table tr[data-key="epochs"] td.changed').count() == 0
-    assert "+0.1" in page.locator('#compare-table tr[data-key="learning_rate"] td').nth(2).inner_text()
+    assert (
+        "+0.1" in page.locator('#compare-table tr[data-key="learning_rate"] td').nth(2).inner_text()
+    )
 
     page.locator("#only-diff").check()
     assert page.locator('#compare-table tr[data-key="epochs"]').count() == 0
