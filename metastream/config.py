@@ -18,6 +18,7 @@ whole table):
 - METASTREAM_EXIT_TIMEOUT: seconds a process keeps sending at exit before spooling (5)
 - METASTREAM_MAX_RECORDS: entries per consumer read (1000)
 - METASTREAM_CLAIM_IDLE_MS: idle time before a pending entry is reclaimed (30000)
+- METASTREAM_DRAIN_SPOOL: whether a consumer sends this machine's orphaned spool files (1)
 - METASTREAM_MAX_DELIVERIES: deliveries before an entry is dead-lettered (5)
 - METASTREAM_RETENTION: acked stream entries kept beyond trimming (0)
 - METASTREAM_REDIS_SERVER: the server binary ``metastream up`` runs (packaged valkey-server)
@@ -68,6 +69,7 @@ class Settings:
     max_records: int = 1000
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
+    drain_spool: bool = True
     retention: int = 0
     redis_server: str | None = None
     port: int = 0
@@ -96,6 +98,7 @@ class Settings:
             max_records=_int(env, "METASTREAM_MAX_RECORDS", 1000, 1),
             claim_idle_ms=_int(env, "METASTREAM_CLAIM_IDLE_MS", 30_000, 1),
             max_deliveries=_int(env, "METASTREAM_MAX_DELIVERIES", 5, 1),
+            drain_spool=_int(env, "METASTREAM_DRAIN_SPOOL", 1) != 0,
             retention=_int(env, "METASTREAM_RETENTION", 0),
             redis_server=env.get("METASTREAM_REDIS_SERVER") or None,
             port=_int(env, "METASTREAM_PORT", 0),

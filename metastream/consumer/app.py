@@ -44,7 +44,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Coroutine, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis.asyncio as aredis
 from faststream import AckPolicy, FastStream
@@ -69,6 +69,9 @@ from metastream.consumer.trim import trim_acked
 from metastream.errors import NotRunning, StoreError
 from metastream.projections import Store
 from metastream.urls import connection_problem
+
+if TYPE_CHECKING:
+    from metastream.producer.drain import SpoolDrainer
 
 log = logging.getLogger("metastream.consumer")
 
@@ -298,8 +301,25 @@ class Consumer:
 
 
 def build_app(settings: Settings | None = None, **options: Any) -> FastStream:
-    """A FastStream app consuming as ``settings`` (default: from the environment) say."""
-    return Consumer(settings or Settings.from_env(), **options).app
+    """A FastStream app consuming as ``settings`` (default: from the environment) say.
+
+    It drains this machine's spool beside the subscriber, as ``serve`` does.
+    """
+    consumer = Consumer(settings or Settings.from_env(), **options)
+    drainers: list[SpoolDrainer] = []
+
+    async def drain() -> None:
+        drainer = start_drainer(consumer.settings, consumer.url)
+        if drainer is not None:
+            drainers.append(drainer)
+
+    async def stop_draining() -> None:
+        for drainer in drainers:
+            await asyncio.to_thread(drainer.stop, 5.0)
+
+    consumer.app.after_startup(drain)
+    consumer.app.after_shutdown(stop_draining)
+    return consumer.app
 
 
 async def serve(consumer: Consumer) -> None:
@@ -307,7 +327,33 @@ async def serve(consumer: Consumer) -> None:
 
     Raises :class:`DatabaseReplaced` if it stopped because its database was
     deleted or replaced; starts it again if its consumer group was lost.
+
+    Beside it, unless ``METASTREAM_DRAIN_SPOOL=0``, a thread drains the
+    spool of this machine (``$METASTREAM_HOME/spool``): spool files and
+    segments left by producer processes that exited or were killed are sent
+    to the stream, so they never wait for another producer to start.
     """
+    drainer = start_drainer(consumer.settings, consumer.url)
+    try:
+        await _serve(consumer)
+    finally:
+        if drainer is not None:
+            await asyncio.to_thread(drainer.stop, 5.0)
+
+
+def start_drainer(settings: Settings, url: str) -> SpoolDrainer | None:
+    """The spool drainer of this machine, started; ``None`` when it is turned off."""
+    if not settings.drain_spool:
+        return None
+    from metastream.producer.drain import SpoolDrainer
+
+    drainer = SpoolDrainer(settings.spool_dir, url, settings.stream)
+    drainer.start()
+    log.info("draining the spool in %s", settings.spool_dir)
+    return drainer
+
+
+async def _serve(consumer: Consumer) -> None:
     while True:
         try:
             await consumer.app.run()

@@ -126,7 +126,6 @@ def test_a_producer_killed_by_sigkill_loses_nothing_and_the_stack_sends_its_segm
     redis_client: redis.Redis,
     stream: str,
     tmp_path: Path,
-    drainer_for: Callable[[Path, str], SpoolDrainer],
 ) -> None:
     n = 5_000
     ids_file = tmp_path / "ids"
@@ -150,9 +149,9 @@ def test_a_producer_killed_by_sigkill_loses_nothing_and_the_stack_sends_its_segm
     assert spool_summary(settings.spool_dir).events == n  # the orphans are counted
 
     s = consumer_settings(settings, stream, redis_url)
+    # The stack's consumer drains this machine's spool itself: no other producer starts.
     consumer = start_consumer_process(s, tmp_path / "consumer.log")
     try:
-        drainer_for(settings.spool_dir, redis_url).start()  # what the stack runs
         wait_for_sync(lambda: len(_log_ids_once_ready(s.db)) >= n, 30, consumer)
     finally:
         stop_process(consumer)
@@ -205,14 +204,46 @@ def test_spool_files_of_exited_processes_are_sent_by_the_stack_without_another_p
     assert summary.files >= 2
     assert summary.oldest_age_s is not None
 
-    drainer = drainer_for(settings.spool_dir, redis_url)  # the stack comes up; no producer
-    drainer.start()
+    # The stack comes up (its consumer, with this METASTREAM_HOME); no producer starts.
+    s = consumer_settings(settings, stream, redis_url)
+    consumer = start_consumer_process(s, tmp_path / "consumer.log")
+    try:
+        wait_for_sync(lambda: len(_log_ids_once_ready(s.db)) >= 6000, 30, consumer)
+        assert eventually(lambda: not list(settings.spool_dir.glob(f"*{SUFFIX}")))
+    finally:
+        stop_process(consumer)
+    in_log = log_ids(s.db)
+    assert len(in_log) == len(set(in_log)), "an event is in the log twice"
+    assert set(in_log) == set(published)
+    assert spool_summary(settings.spool_dir).events == 0
 
-    assert eventually(lambda: len(ids_in_stream(redis_client, stream)) == 6000, timeout=30)
+
+def test_the_drainer_alone_sends_what_exited_processes_left(
+    env_for: Callable[..., dict[str, str]],
+    settings: Settings,
+    redis_url: str,
+    redis_client: redis.Redis,
+    stream: str,
+    tmp_path: Path,
+    drainer_for: Callable[[Path, str], SpoolDrainer],
+) -> None:
+    ids_file = tmp_path / "ids"
+    done = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_AND_EXIT, "3000", str(ids_file)],
+        env=env_for(f"redis://127.0.0.1:{free_port()}/0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    published = [bytes.fromhex(line) for line in ids_file.read_text().split()]
+    drainer = drainer_for(settings.spool_dir, redis_url)
+    drainer.start()
+    assert eventually(lambda: len(ids_in_stream(redis_client, stream)) == 3000, timeout=30)
     assert set(ids_in_stream(redis_client, stream)) == set(published)
     assert eventually(lambda: not list(settings.spool_dir.glob(f"*{SUFFIX}")))
-    assert spool_summary(settings.spool_dir).events == 0
-    assert drainer.sent >= 6000
+    assert drainer.sent >= 3000
 
 
 def _write_spool(directory: Path, name: str, bodies: list[bytes]) -> Path:
