@@ -34,8 +34,8 @@ def events_after(reader: Reader, after: int, limit: int) -> models.EventPage:
     Only events the views have applied: a client that reads one can then read
     what it changed.
     """
-    if after < 0:
-        raise ValueError(f"after must be 0 or more, not {after}")
+    if not 0 <= after < 2**63:
+        raise ValueError(f"after must be a log position (0 or more), not {after}")
     if not 1 <= limit <= MAX_EVENTS:
         raise ValueError(f"limit must be between 1 and {MAX_EVENTS}, not {limit}")
     applied = reader.applied_through()

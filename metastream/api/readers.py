@@ -10,9 +10,14 @@ from __future__ import annotations
 import datetime
 import threading
 from pathlib import Path
+from typing import Final
 
 from metastream.api.models import AsOf
 from metastream.query import Reader
+
+
+MAX_POSITION: Final = 2**63 - 1
+"""The largest log position SQLite can hold."""
 
 
 class Readers:
@@ -53,7 +58,10 @@ def parse_as_of(text: str | None) -> AsOf | None:
         return None
     text = text.strip()
     if text.isdigit():
-        return AsOf(position=int(text), time=None)
+        position = int(text)
+        if position > MAX_POSITION:
+            raise ValueError(f"as_of={text[:60]!r} is past any log position")
+        return AsOf(position=position, time=None)
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from metastream.api import entities, feed, live, models
-from metastream.api.readers import Readers, parse_as_of
+from metastream.api.readers import MAX_POSITION, Readers, parse_as_of
 from metastream.query import Reader, browse
 from metastream.query.compare import MAX_COMPARED, compare
 from metastream.schemas.jsonform import json_form
@@ -226,7 +226,7 @@ def comparison(
 def get_events(
     state: State,
     after: Annotated[
-        int, QueryParameter(ge=0, description="a log position (0: from the start)")
+        int, QueryParameter(ge=0, le=MAX_POSITION, description="a log position (0: from the start)")
     ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=feed.MAX_EVENTS)] = 100,
 ) -> models.EventPage:
@@ -259,7 +259,9 @@ async def get_stream(
     at once if the views moved meanwhile. Read what changed from ``/events?after=``."""
     committed: live.Committed = state.committed
     last_event_id = request.headers.get("last-event-id")
-    last = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    last = None
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+        last = int(last_event_id)
     return Stream(
         live.stream(committed, last),
         media_type="text/event-stream",
