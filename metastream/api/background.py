@@ -18,6 +18,32 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _committed(app: Any) -> Any:
+    """The app's ``Committed`` (through wrappers that keep the app as ``.app``), if any."""
+    while app is not None:
+        state = getattr(app, "state", None)
+        if state is not None and "committed" in state:
+            return state["committed"]
+        app = getattr(app, "app", None)
+    return None
+
+
+class UiServer(uvicorn.Server):
+    """uvicorn's server, ending the app's event streams as soon as it is asked to stop."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        committed = _committed(self.config.app)
+        if committed is not None:
+            committed.end_streams()
+        super().handle_exit(sig, frame)
+
+    def stop(self) -> None:
+        committed = _committed(self.config.app)
+        if committed is not None:
+            committed.end_streams()
+        self.should_exit = True
+
+
 class BackgroundServer:
     """``with BackgroundServer(app) as server: server.url`` serves ``app`` until the block ends."""
 
@@ -27,7 +53,7 @@ class BackgroundServer:
         config = uvicorn.Config(
             app, host=host, port=self.port, log_level="warning", timeout_graceful_shutdown=1
         )
-        self.server = uvicorn.Server(config)
+        self.server = UiServer(config)
         self.thread = threading.Thread(target=self.server.run, name="metastream-ui", daemon=True)
 
     @property
@@ -46,5 +72,5 @@ class BackgroundServer:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.server.should_exit = True
+        self.server.stop()
         self.thread.join(timeout=10)

@@ -73,7 +73,7 @@ def run(
     reader: Reader, ref: str, *, as_of: models.AsOf | None = None, rollups: bool = True
 ) -> models.Run:
     """A run by id, name or unique prefix, with steps, artifacts and models."""
-    run_id = reader.run_id(ref)
+    run_id = browse.run_ref(reader, ref)
     _not_yet(reader, run_id, as_of, f"pipeline run {ref!r}")
     position, time = (None, None) if as_of is None else (as_of.position, as_of_seconds(as_of))
     view = reader.run_by_id(run_id, rollups=False)

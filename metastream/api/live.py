@@ -37,8 +37,10 @@ class Committed:
         self._task: asyncio.Task[None] | None = None
         self._reader: Reader | None = None
         self.closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.closed = False
         self._changed = asyncio.Event()
         self._reader = Reader(self.db)
@@ -54,6 +56,22 @@ class Committed:
                 await self._task
         if self._reader is not None:
             self._reader.close()
+
+    def end_streams(self) -> None:
+        """End every open stream, from any thread (the server is about to stop).
+
+        The server waits for open responses before it shuts down: without
+        this, an open browser tab would hold it until its graceful timeout.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def end() -> None:
+            self.closed = True
+            self._wake()
+
+        loop.call_soon_threadsafe(end)
 
     def stopped(self) -> bool:
         """Whether the server is shutting down (a method: it changes while a stream waits)."""

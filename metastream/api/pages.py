@@ -27,6 +27,8 @@ from metastream.query.compare import MAX_COMPARED
 
 PAGE_SIZE: Final = 50
 METRIC_COLUMNS: Final = 4
+LAZY_STEPS: Final = 12
+"""A run with more steps shows their cards when a step is opened (one page stays light)."""
 
 _env = Environment(
     loader=PackageLoader("metastream.api", "templates"),
@@ -68,6 +70,7 @@ _env.globals.update(
     is_web_link=is_web_link,
     query=_query,
     MAX_COMPARED=MAX_COMPARED,
+    LAZY_STEPS=LAZY_STEPS,
 )
 
 

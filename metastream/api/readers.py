@@ -15,7 +15,6 @@ from typing import Final
 from metastream.api.models import AsOf
 from metastream.query import Reader
 
-
 MAX_POSITION: Final = 2**63 - 1
 """The largest log position SQLite can hold."""
 

@@ -176,11 +176,11 @@ def load_comparison(
     reader: Reader, runs: list[str], baseline: str | None
 ) -> tuple[list[models.Run], int]:
     refs = split_refs(runs)
-    ids = [reader.run_id(r) for r in refs]
+    ids = [browse.run_ref(reader, r) for r in refs]
     found = [entities.run(reader, str(uuid.UUID(bytes=i))) for i in ids]
     index = 0
     if baseline:
-        base = reader.run_id(baseline)
+        base = browse.run_ref(reader, baseline)
         if base not in ids:
             raise ValueError(f"baseline {baseline!r} is not one of the compared runs")
         index = ids.index(base)

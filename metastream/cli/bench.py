@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--max-records", type=int, default=1000)
     c.add_argument("--runs", type=int, default=3)
     c.set_defaults(handler=_consumer)
+    u = which.add_parser(
+        "ui", help="server time of the run page, runs list, compare; SSE commit-to-client"
+    )
+    u.add_argument("--runs", type=int, default=10_000, metavar="N", help="runs in the list")
+    u.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
+    u.set_defaults(handler=_ui)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -68,3 +74,11 @@ def _consumer(args: argparse.Namespace) -> int:
         ]
     )
     return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from metastream.benchmarks import ui
+
+    if args.runs < 1:
+        raise ValueError("--runs must be at least 1")
+    return ui.main(args.json, args.runs)

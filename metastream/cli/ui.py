@@ -35,6 +35,7 @@ def _ui(args: argparse.Namespace) -> int:
     import uvicorn
 
     from metastream.api import UiSettings, check_exposure, create_app
+    from metastream.api.background import UiServer
 
     ui = UiSettings.from_env()
     if args.host:
@@ -56,5 +57,5 @@ def _ui(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=2,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    UiServer(config).run()
     return 0

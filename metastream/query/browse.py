@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 from metastream.eventlog import sqlite as logdb
 from metastream.query.reader import Reader
 from metastream.query.views import utc
-from metastream.schemas import decode_stored, decode_value
+from metastream.schemas import decode_stored, decode_value, parse_uuid
 
 RunSort = Literal["-created", "created", "-name", "name"]
 RUN_SORTS: Final[tuple[RunSort, ...]] = ("-created", "created", "-name", "name")
@@ -160,6 +160,19 @@ def list_runs_page(
     ]
     next_cursor = _encode_cursor(rows[-1][8], bytes(rows[-1][0])) if more and rows else None
     return RunPage(runs, next_cursor)
+
+
+def run_ref(reader: Reader, ref: str) -> bytes:
+    """The id of the run ``ref`` names (id, exact name, or unique prefix), like ``Reader.run_id``.
+
+    An exact name is looked up on the name index first: resolving a name in
+    general also matches prefixes, a scan of every run (2.5 ms at 10,000 runs).
+    """
+    if parse_uuid(ref) is None:
+        found = reader.run_named(ref)
+        if found is not None:
+            return found
+    return reader.run_id(ref)
 
 
 def pipelines(reader: Reader) -> list[str]:
@@ -302,4 +315,5 @@ __all__ = [
     "Registration",
     "registration",
     "run_metrics",
+    "run_ref",
 ]

@@ -58,6 +58,28 @@ function keepState(old, fresh) {
   }
 }
 
+// Runs with many steps: a step's cards load when it is opened (from the step's own page).
+async function loadStep(details) {
+  if (!details.open || details.dataset.loaded || !details.dataset.src) return;
+  details.dataset.loaded = "1";
+  try {
+    const response = await fetch(details.dataset.src);
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const body = doc.getElementById("step-body");
+    const target = details.querySelector(".step-cards");
+    if (body && target) {
+      body.querySelector("h2")?.remove();
+      target.replaceChildren(...[...body.childNodes].map((n) => document.importNode(n, true)));
+    }
+  } catch (err) {
+    delete details.dataset.loaded;
+    console.warn("could not load the step", err);
+  }
+}
+function loadOpenSteps() {
+  for (const d of document.querySelectorAll("details[data-src][open]")) loadStep(d);
+}
+
 function setLive(state, text) {
   const el = document.getElementById("live");
   if (!el) return;
@@ -106,5 +128,7 @@ document.addEventListener("DOMContentLoaded", () => {
     document.dispatchEvent(new CustomEvent("metastream:theme"));
   });
   selection();
+  document.addEventListener("toggle", (e) => { if (e.target.matches?.("details[data-src]")) loadStep(e.target); }, true);
+  document.addEventListener("metastream:updated", loadOpenSteps);
   follow();
 });
