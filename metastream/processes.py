@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
+
+
+def consumer_name(pid: int | None = None) -> str:
+    """A consumer's name in its group: ``<hostname>-<pid>`` (this process's by default).
+
+    One name per process, so that ``faststream run --workers N``, compose
+    replicas and restarts never share one; the stack and ``status`` read the
+    pid back from it (:func:`local_consumer_pid`).
+    """
+    return f"{socket.gethostname()}-{os.getpid() if pid is None else pid}"
+
+
+def local_consumer_pid(name: str) -> int | None:
+    """The pid in consumer ``name`` if it was named by :func:`consumer_name` on this machine."""
+    host, _, pid = name.rpartition("-")
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
 
 
 def pid_alive(pid: int) -> bool:

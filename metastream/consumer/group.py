@@ -16,12 +16,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from typing import Any, Final
 
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
+
+from metastream.processes import consumer_name as consumer_name  # re-exported
 
 log = logging.getLogger("metastream.consumer")
 
@@ -35,11 +35,6 @@ _DELETE_IF_IDLE: Final = """
 if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 """
-
-
-def consumer_name(pid: int | None = None) -> str:
-    """This process's consumer name in the group: ``<hostname>-<pid>``."""
-    return f"{socket.gethostname()}-{os.getpid() if pid is None else pid}"
 
 
 async def ensure_group(client: aredis.Redis, stream: str, group: str) -> bool:

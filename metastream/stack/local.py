@@ -36,7 +36,6 @@ from __future__ import annotations
 import datetime
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -62,7 +61,7 @@ from metastream.private_files import (
     tighten_dir,
     write_private_text,
 )
-from metastream.processes import start_time, stop_pid
+from metastream.processes import consumer_name, start_time, stop_pid
 from metastream.stack.server import RedisServer, problem
 from metastream.urls import connection_problem, mask_url, scrub
 
@@ -236,7 +235,7 @@ def _wait_consumer_ready(
     settings: Settings, url: str, process: subprocess.Popen[bytes], timeout: float
 ) -> None:
     """Wait until the consumer reads from its group (it shows in XINFO CONSUMERS)."""
-    name = f"{socket.gethostname()}-{process.pid}".encode()
+    name = consumer_name(process.pid).encode()
     client = redis.Redis.from_url(url, socket_timeout=5)
     deadline = time.monotonic() + timeout
     try:

@@ -15,7 +15,6 @@ runs.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import redis
 from metastream import config
 from metastream.config import Settings, StackProcess, stack_process, stack_processes
 from metastream.errors import StoreError
-from metastream.processes import pid_alive
+from metastream.processes import local_consumer_pid, pid_alive
 from metastream.urls import connection_problem
 
 
@@ -99,15 +98,14 @@ def _server_version(info: dict[str, Any]) -> str:
     return f"redis {info.get('redis_version', '?')}"
 
 
-def _gone(name: str, host: str) -> bool:
+def _gone(name: str) -> bool:
     """Whether consumer ``name`` (``host-pid``) ran on this machine and has exited."""
-    prefix, _, pid = name.rpartition("-")
-    return prefix == host and pid.isdigit() and not pid_alive(int(pid))
+    pid = local_consumer_pid(name)
+    return pid is not None and not pid_alive(pid)
 
 
 def _groups(client: redis.Redis, stream: str) -> list[GroupStatus]:
     out = []
-    host = socket.gethostname()
     for group in client.xinfo_groups(stream):
         name = group["name"].decode()
         consumers = []
@@ -115,7 +113,7 @@ def _groups(client: redis.Redis, stream: str) -> list[GroupStatus]:
             consumer = c["name"].decode()
             consumers.append(
                 ConsumerStatus(
-                    consumer, int(c["pending"]), int(c["idle"]) / 1000, _gone(consumer, host)
+                    consumer, int(c["pending"]), int(c["idle"]) / 1000, _gone(consumer)
                 )
             )
         lag = group.get("lag")

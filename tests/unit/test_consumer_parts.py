@@ -31,6 +31,14 @@ def test_consumer_names_are_per_process() -> None:
     assert consumer_name(pid=7).endswith("-7")
 
 
+def test_the_stack_reads_the_pid_back_from_a_name_of_this_machine_only() -> None:
+    from metastream.processes import local_consumer_pid
+
+    assert local_consumer_pid(consumer_name(pid=4242)) == 4242
+    assert local_consumer_pid("elsewhere-4242") is None
+    assert local_consumer_pid(f"{socket.gethostname()}-x") is None
+
+
 def test_the_subscriber_reads_batches_as_this_process_and_acks_nothing_itself(
     settings: Settings,
 ) -> None:
