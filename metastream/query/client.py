@@ -49,7 +49,19 @@ class Handle(Protocol):
 class Client:
     """Read runs, steps, artifact versions and model versions, with their metadata."""
 
-    def __init__(self, db: str | Path | None = None) -> None:
+    def __new__(
+        cls, db: str | Path | None = None, *, url: str | None = None, token: str | None = None
+    ) -> Client:
+        """``Client(url="http://host:8237")`` reads over the HTTP API (``metastream ui``)."""
+        if url is not None and cls is Client:
+            from metastream.query.remote import RemoteClient
+
+            return super().__new__(RemoteClient)
+        return super().__new__(cls)
+
+    def __init__(
+        self, db: str | Path | None = None, *, url: str | None = None, token: str | None = None
+    ) -> None:
         self.db = Path(db).expanduser() if db is not None else Settings.from_env().db
         self._reader: Reader | None = None
         self._lock = threading.Lock()

@@ -1,0 +1,265 @@
+"""``Client(url="http://host:8237")``: the same reads over the HTTP API of ``metastream ui``.
+
+A notebook on another machine reads runs, steps, artifact and model
+versions with their metadata, values of the types that were logged (the
+API's JSON form is read back exactly). A server that needs a token gets it
+from ``token=`` or ``$METASTREAM_UI_TOKEN``. Errors are the local client's:
+``ReferenceNotFound`` (a ``KeyError``) for an unknown reference,
+``AmbiguousReference``/``ValueError`` for a bad one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from metastream.errors import AmbiguousReference, MetastreamError, ReferenceNotFound
+from metastream.query.client import Client
+from metastream.query.views import (
+    ArtifactVersionView,
+    HistoryEntry,
+    ModelVersionView,
+    RunView,
+    Steps,
+    StepView,
+)
+from metastream.schemas.jsonform import from_json_form
+
+T = TypeVar("T")
+PAGE = 200
+
+
+# The API's answers, as far as the client reads them (``metastream.api.models`` has the
+# whole schema; the query layer does not import the API).
+class _Step(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    run_id: uuid.UUID
+    status: str | None
+    created: datetime.datetime | None
+    finished: datetime.datetime | None
+    error: str | None
+    metadata: dict[str, Any]
+
+
+class _Member(msgspec.Struct):
+    id: uuid.UUID
+
+
+class _Run(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    pipeline_name: str | None
+    status: str | None
+    created: datetime.datetime | None
+    finished: datetime.datetime | None
+    error: str | None
+    metadata: dict[str, Any]
+    steps: list[_Step]
+    artifacts: list[_Member]
+
+
+class _RunList(msgspec.Struct):
+    runs: list[_Member]
+    next_cursor: str | None
+
+
+class _Version(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    version: str
+    run_id: uuid.UUID | None
+    created: datetime.datetime | None
+    metadata: dict[str, Any]
+    step_id: uuid.UUID | None = None
+    uri: str | None = None
+
+
+class _Entry(msgspec.Struct):
+    position: int
+    event_id: uuid.UUID
+    logged_at: datetime.datetime
+    value: Any
+    component: str | None
+
+
+class _History(msgspec.Struct):
+    entries: list[_Entry]
+
+
+class RemoteError(MetastreamError, RuntimeError):
+    """The server answered with an error that is not about a reference (or did not answer)."""
+
+
+def _metadata(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: from_json_form(value) for key, value in data.items()}
+
+
+class RemoteClient(Client):
+    """What ``Client(url=...)`` returns: the ``Client`` API over HTTP."""
+
+    def __init__(
+        self, db: str | Path | None = None, *, url: str | None = None, token: str | None = None
+    ) -> None:
+        if url is None:
+            raise ValueError("RemoteClient needs url=, the address of `metastream ui`")
+        token = token or os.environ.get("METASTREAM_UI_TOKEN") or None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=30)
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def reader(self) -> Any:
+        raise TypeError("a Client reading over HTTP has no database reader")
+
+    def _get(self, path: str, type: type[T], **params: Any) -> T:
+        clean = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = self.http.get(path, params=clean)
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                message = str(problem.get("message", response.text))
+            except ValueError:
+                problem, message = {}, response.text
+            if response.status_code == 404:
+                raise ReferenceNotFound(message)
+            if response.status_code == 400 and problem.get("candidates"):
+                raise AmbiguousReference(message, list(problem["candidates"]))
+            if response.status_code == 400:
+                raise ValueError(message)
+            raise RemoteError(f"{self.url}{path}: {response.status_code} {message}")
+        return msgspec.json.decode(response.content, type=type)
+
+    # -- the reference's fetch API -----------------------------------------
+
+    def get_pipeline_run(
+        self, name_id_or_prefix: str | uuid.UUID, *, rollups: bool = True
+    ) -> RunView:
+        run = self._get(f"/runs/{_path(name_id_or_prefix)}", _Run, rollups=str(rollups).lower())
+        steps = {s.name: _step(s) for s in run.steps}
+        return RunView(
+            id=run.id,
+            name=run.name,
+            pipeline_name=run.pipeline_name,
+            status=run.status,
+            created=run.created,
+            finished=run.finished,
+            error=run.error,
+            steps=Steps(run.name, steps),
+            run_metadata=_metadata(run.metadata),
+        )
+
+    def list_pipeline_runs(
+        self, pipeline_name: str | None = None, *, size: int | None = None, rollups: bool = True
+    ) -> list[RunView]:
+        ids: list[uuid.UUID] = []
+        cursor = None
+        while size is None or len(ids) < size:
+            limit = PAGE if size is None else min(PAGE, size - len(ids))
+            page = self._get("/runs", _RunList, pipeline=pipeline_name, limit=limit, cursor=cursor)
+            ids += [r.id for r in page.runs]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return [self.get_pipeline_run(i, rollups=rollups) for i in ids]
+
+    def get_run_step(self, step_run_id: str | uuid.UUID) -> StepView:
+        return _step(self._get(f"/steps/{_path(step_run_id)}", _Step))
+
+    def get_artifact_version(
+        self, name_id_or_prefix: str | uuid.UUID, version: str | int | None = None
+    ) -> ArtifactVersionView:
+        found = self._get(
+            f"/artifact-versions/{_path(name_id_or_prefix)}",
+            _Version,
+            version=None if version is None else str(version),
+        )
+        return ArtifactVersionView(
+            id=found.id,
+            name=found.name,
+            version=found.version,
+            run_id=found.run_id,
+            step_id=found.step_id,
+            uri=found.uri,
+            created=found.created,
+            run_metadata=_metadata(found.metadata),
+        )
+
+    def get_run_artifacts(self, run: RunView | str | uuid.UUID) -> list[ArtifactVersionView]:
+        ref = run.id if isinstance(run, RunView) else run
+        found = self._get(f"/runs/{_path(ref)}", _Run, rollups="false")
+        return [self.get_artifact_version(a.id) for a in found.artifacts]
+
+    def get_model_version(
+        self,
+        model_name_or_id: str | uuid.UUID,
+        model_version_name_or_number_or_id: str | int | None = None,
+    ) -> ModelVersionView:
+        version = model_version_name_or_number_or_id
+        found = self._get(
+            f"/model-versions/{_path(model_name_or_id)}",
+            _Version,
+            version=None if version is None else str(version),
+        )
+        return ModelVersionView(
+            id=found.id,
+            name=found.name,
+            version=found.version,
+            run_id=found.run_id,
+            created=found.created,
+            run_metadata=_metadata(found.metadata),
+        )
+
+    def get_metadata_history(
+        self, entity: RunView | StepView | ArtifactVersionView | ModelVersionView, key: str
+    ) -> list[HistoryEntry]:
+        found = self._get(f"/entities/{entity.id}/history", _History, key=key)
+        return [
+            HistoryEntry(
+                position=e.position,
+                event_id=e.event_id,
+                logged_at=e.logged_at,
+                value=from_json_form(e.value),
+                component=e.component,
+            )
+            for e in found.entries
+        ]
+
+    def wait_for(self, handle: Any, timeout: float = 10.0) -> Any:
+        raise TypeError(
+            "wait_for needs the database (Client(db=...)): it follows this process's own "
+            "events into the log"
+        )
+
+
+def _path(ref: str | uuid.UUID) -> str:
+    text = str(ref)
+    if "/" in text:
+        raise ValueError(f"{text!r}: names with '/' can only be read by id over HTTP")
+    return urllib.parse.quote(text, safe="")
+
+
+def _step(step: _Step) -> StepView:
+    return StepView(
+        id=step.id,
+        name=step.name,
+        run_id=step.run_id,
+        status=step.status,
+        created=step.created,
+        finished=step.finished,
+        error=step.error,
+        run_metadata=_metadata(step.metadata),
+    )
