@@ -201,8 +201,8 @@ def history_page(state: State, entity: FromQuery[str], key: FromQuery[str]) -> R
     found = entities.history(reader, entity, key)
     reg = browse.registration(reader, found.entity.bytes)
     numbers = [
-        (e.logged_at.timestamp(), float(e.value))
-        for e in found.entries
+        (float(i), float(e.value))
+        for i, e in enumerate(found.entries)
         if type(e.value) in (int, float)
     ]
     return render(
@@ -247,9 +247,9 @@ def compare_page(
 
 
 def sparkline(
-    points: list[tuple[float, float]], width: int = 640, height: int = 160
+    points: list[tuple[float, float]], width: int = 1200, height: int = 200
 ) -> dict[str, Any]:
-    """An SVG polyline of ``(time, value)`` points, drawn on the server (no script needed)."""
+    """An SVG polyline of ``(x, value)`` points, drawn on the server (no script needed)."""
     xs = [p[0] for p in points]
     ys = [p[1] for p in points if p[1] == p[1] and abs(p[1]) != float("inf")]
     if not ys:
