@@ -40,7 +40,7 @@ def _optional_modules() -> list[ModuleType]:
     import importlib
 
     found = []
-    for name in ("stack", "consumer", "dead_letters", "demo", "spool", "ui"):
+    for name in ("stack", "consumer", "dead_letters", "demo", "spool", "ui", "schema"):
         try:
             found.append(importlib.import_module(f"metastream.cli.{name}"))
         except ModuleNotFoundError as exc:
