@@ -109,9 +109,9 @@ async def _ingest(path: Path, n: int, batch: int) -> float:
 async def _rebuild(path: Path, quiet: bool) -> tuple[int, float]:
     store = await Store.open(path, catch_up=False)
     try:
-        start = time.perf_counter()
-        count = await store.replay(progress=ProgressBar("  rebuild", enabled=not quiet))
-        return count, time.perf_counter() - start
+        bar = ProgressBar("  rebuild", enabled=not quiet)
+        count = await store.replay(progress=bar)
+        return count, bar.elapsed()  # the bar's clock: its last rate is the summary's
     finally:
         await store.close()
 

@@ -16,23 +16,53 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from metastream.errors import MetastreamError
+from metastream.schemas.text import escape_controls
+
+DB_HELP = "the SQLite database (default: $METASTREAM_DB, else $METASTREAM_HOME/metastream.db)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    from metastream.cli import bench, views
+    from metastream import __version__
+    from metastream.cli import bench, runs, views
 
     parser = argparse.ArgumentParser(
         prog="metastream",
         description="Event-sourced metadata for ML pipelines.",
     )
     parser.add_argument(
-        "--db",
-        help="the SQLite database (default: $METASTREAM_DB, else $METASTREAM_HOME/metastream.db)",
+        "--version",
+        action="version",
+        version=f"metastream {__version__}",
+        help="print the version and exit",
     )
+    parser.add_argument("--db", help=DB_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (views, bench, *_optional_modules()):
+    for module in (runs, views, bench, *_optional_modules()):
         module.register(sub)
+    _db_after_the_command(parser)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` (each subcommand's, at any depth), once each."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found.append(child)
+                found.extend(_subparsers(child))
+    return found
+
+
+def _db_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """``--db`` after the subcommand too (``metastream show run R --db X``).
+
+    Its default is ``SUPPRESS``, so a ``--db`` given before the subcommand
+    is kept when none is given after it.
+    """
+    for child in _subparsers(parser):
+        if "--db" not in child._option_string_actions:
+            child.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
 
 
 def _optional_modules() -> list[ModuleType]:
@@ -60,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MetastreamError, ValueError) as exc:
         if os.environ.get("METASTREAM_DEBUG"):
             raise
-        print(f"metastream: {exc}", file=sys.stderr)
+        print(f"metastream: {escape_controls(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("metastream: interrupted", file=sys.stderr)

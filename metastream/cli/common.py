@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from metastream.cli.colour import Styled
 from metastream.config import Settings
 from metastream.schemas.text import escape_controls
 
@@ -25,35 +26,75 @@ def echo(lines: str | Iterable[str], file: TextIO | None = None) -> None:
 
     What every command prints goes through here (JSON output through
     ``metastream.cli.render.json_text``), so no user string (a key, a value,
-    a name, a stream field) can drive the terminal.
+    a name, a stream field) can drive the terminal. A line that is
+    :class:`~metastream.cli.colour.Styled` (escaped already, coloured by
+    ``metastream.cli.colour``) is printed as it is.
     """
     out = file or sys.stdout
     for line in lines.split("\n") if isinstance(lines, str) else lines:
-        print(escape_controls(line), file=out)
+        print(line if isinstance(line, Styled) else escape_controls(line), file=out)
 
 
 class ProgressBar:
-    """``bar(done, total)``: a progress line on stderr, redrawn at most twice a second."""
+    """``bar(done, total)``: progress on stderr, and the rate the summary states.
 
-    def __init__(self, label: str, *, enabled: bool | None = None) -> None:
+    On a terminal the line is redrawn in place, at most twice a second. On
+    anything else (a pipe, a log file, CI) a line is printed each time
+    another tenth is done, each on its own line. The rate is ``done`` over
+    the seconds since the bar was made, on one clock (``time.perf_counter``):
+    :meth:`elapsed` and :meth:`rate` give the figures for the summary, so
+    the last line shown and the summary agree.
+    """
+
+    def __init__(self, label: str, *, enabled: bool = True, file: TextIO | None = None) -> None:
         self.label = label
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.last = 0.0
-        self.started = time.monotonic()
+        self.enabled = enabled
+        self.file = file
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self.last = -1.0
+        self.tenths = -1
+        self.done = 0
+
+    def _stream(self) -> TextIO:
+        return self.file or sys.stderr
+
+    def elapsed(self) -> float:
+        """Seconds from the bar's start to the call that completed it (or to now)."""
+        end = self.ended if self.ended is not None else time.perf_counter()
+        return end - self.started
+
+    def rate(self, done: int | None = None) -> float:
+        """Items per second: ``done`` (default: the last count shown) over :meth:`elapsed`."""
+        return (self.done if done is None else done) / max(self.elapsed(), 1e-9)
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
+        now = time.perf_counter()
         finished = done >= total
-        if not self.enabled or (now - self.last < 0.5 and not finished):
+        self.done = done
+        if finished and self.ended is None:
+            self.ended = now
+        if not self.enabled:
             return
+        stream = self._stream()
+        on_terminal = stream.isatty()
+        if on_terminal:
+            if now - self.last < 0.5 and not finished:
+                return
+        else:
+            tenths = 10 * done // max(total, 1)
+            if tenths <= self.tenths:
+                return
+            self.tenths = tenths
         self.last = now
         width = 30
-        filled = width * done // max(total, 1)
-        rate = done / max(now - self.started, 1e-9)
-        print(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{done:,}/{total:,} ({rate:,.0f}/s)",
-            end="\n" if finished else "",
-            file=sys.stderr,
-            flush=True,
+        filled = min(width, width * done // max(total, 1))
+        rate = done / max((self.ended or now) - self.started, 1e-9)
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{done:,}/{total:,} ({rate:,.0f}/s)"
         )
+        if on_terminal:
+            print(f"\r{line}", end="\n" if finished else "", file=stream, flush=True)
+        else:
+            print(line, file=stream, flush=True)

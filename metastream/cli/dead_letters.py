@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
-from typing import Any
+from typing import Any, Final
 
 import redis
 
@@ -13,10 +14,12 @@ from metastream.cli.common import echo
 from metastream.cli.common import settings as settings_of
 from metastream.cli.render import safe
 from metastream.config import Settings
-from metastream.errors import NotRunning
+from metastream.errors import MetastreamError, NotRunning
 from metastream.urls import connection_problem
 
 REASON_WIDTH = 60
+ENTRY_ID: Final = re.compile(r"^\d+(-\d+)?$")
+"""A stream entry id as Redis writes it (milliseconds-sequence); ``list`` shows them."""
 
 
 def register(sub: Any) -> None:
@@ -116,12 +119,21 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
     if args.all == bool(args.ids):
         raise ValueError("give the dead-letter ids to retry, or --all (not both)")
+    bad = [i for i in args.ids if not ENTRY_ID.match(i)]
+    if bad:
+        shown = ", ".join(repr(b) for b in bad)
+        raise ValueError(
+            f"not a dead-letter id: {shown} "
+            "(an id looks like 1764590000000-0: see `metastream dead-letters list`)"
+        )
     settings = settings_of(args)
     client = _client(settings)
     try:
         done = retry_dead_letters(
             client, settings.dead_letter_stream, None if args.all else args.ids
         )
+    except redis.RedisError as exc:
+        raise MetastreamError(f"cannot retry dead letters: {safe(str(exc))}") from exc
     finally:
         client.close()
     for dead, new_id in done:

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from metastream.cli.colour import PLAIN, Palette, Styled, join
 from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView, StepView
 from metastream.schemas import DType, Path, StorageSize, Uri
 from metastream.schemas.text import CONTROL_CHARACTERS, escape_controls
@@ -140,18 +141,39 @@ def _table(items: Iterable[tuple[str, Any]], indent: str) -> list[str]:
     return [f"{indent}{k:<{width}}  {v}" for k, v in rows]
 
 
-def table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """A plain text table with a header rule; cells are shown :func:`safe`."""
+def table(
+    headers: list[str],
+    rows: list[list[str]],
+    *,
+    palette: Palette = PLAIN,
+    status_column: int | None = None,
+) -> list[str]:
+    """A plain text table with a header rule; cells are shown :func:`safe`.
+
+    With a palette that is on, the header is bold and the cells of
+    ``status_column`` are in their status's colour (widths are unchanged).
+    """
     rows = [[safe(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    head = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    out = [palette.bold(head)]
     out.append("  ".join("-" * w for w in widths))
-    out.extend(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+    for row in rows:
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        if status_column is not None:
+            cells[status_column] = palette.status(cells[status_column])
+        line = join(*_spaced(cells))
+        out.append(line if isinstance(line, Styled) else line.rstrip())
     return out
+
+
+def _spaced(cells: list[str]) -> list[str]:
+    parts: list[str] = []
+    for i, cell in enumerate(cells):
+        parts.extend(["  ", cell] if i else [cell])
+    return parts
 
 
 def when(value: datetime.datetime | None) -> str:
@@ -250,14 +272,29 @@ def json_header(
 
 
 def entity_lines(
-    header: dict[str, str], metadata: Mapping[str, Any], steps: Iterable[StepView] = ()
+    header: dict[str, str],
+    metadata: Mapping[str, Any],
+    steps: Iterable[StepView] = (),
+    *,
+    artifacts: Iterable[ArtifactVersionView] = (),
+    palette: Palette = PLAIN,
 ) -> list[str]:
-    """An entity as ``metastream show`` prints it: header, metadata, then its steps."""
-    lines = [f"{key + ':':<10} {safe(value)}" for key, value in header.items()]
+    """An entity as ``metastream show`` prints it: header, metadata, then its steps and
+    the artifact versions it produced."""
+    lines = [
+        join(f"{key + ':':<10} ", palette.status(value) if key == "status" else safe(value))
+        for key, value in header.items()
+    ]
     lines.append("metadata:")
     lines.extend(metadata_lines(metadata))
     rows = [[s.name, s.status or "-", when(s.created), str(len(s.run_metadata))] for s in steps]
     if rows:
         lines.append("steps:")
-        lines.extend("  " + line for line in table(["step", "status", "started", "keys"], rows))
+        shown = table(["step", "status", "started", "keys"], rows, palette=palette, status_column=1)
+        lines.extend(join("  ", line) for line in shown)
+    if artifacts:
+        lines.append("artifacts:")
+        rows = [[a.name, a.version, when(a.created)] for a in artifacts]
+        shown = table(["artifact", "version", "created"], rows, palette=palette)
+        lines.extend(join("  ", line) for line in shown)
     return lines

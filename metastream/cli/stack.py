@@ -54,15 +54,13 @@ def _say(line: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from metastream.consumer.app import GRACEFUL_TIMEOUT
     from metastream.stack.local import up
 
     if not args.detach:
         from metastream.cli.consumer import configure_logging
 
         configure_logging("INFO")
-        _say(f"(a batch in progress gets up to {GRACEFUL_TIMEOUT:.0f} s to finish on Ctrl-C)")
-    up(settings_of(args), detach=args.detach, say=_say)
+    up(settings_of(args), detach=args.detach, say=_say)  # says the Ctrl-C hint once it is up
     return 0
 
 

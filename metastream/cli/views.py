@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import sys
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from metastream.cli.colour import Palette
 from metastream.cli.common import ProgressBar, echo, settings
 from metastream.cli.render import (
     artifact_header,
@@ -25,53 +27,92 @@ from metastream.cli.render import (
     table,
     when,
 )
+from metastream.cli.times import parse_time
 from metastream.projections import Store
-from metastream.query import Reader, StepView
-from metastream.query.reader import require_database
+from metastream.query import Reader, StepView, as_of
+from metastream.query.reader import require_database, step_needs_run
 from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView
-from metastream.schemas import MetadataLogged, decode_event
+from metastream.schemas import MetadataLogged, decode_event, parse_uuid
 from metastream.schemas.jsonform import metadata_json_form
 
 EntityView = RunView | StepView | ArtifactVersionView | ModelVersionView
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("replay", help="rebuild views from the event log")
+    p = sub.add_parser(
+        "replay",
+        help="rebuild views from the event log",
+        description="Rebuild the named views (all by default) from position 0 of the event log.",
+    )
     p.add_argument(
         "projections", nargs="*", metavar="PROJECTION", help="registry, latest (default: all)"
     )
     p.set_defaults(handler=replay)
 
     p = sub.add_parser("show", help="show a run, step, artifact or model version and its metadata")
-    p.add_argument("kind", choices=["run", "step", "artifact", "model"])
-    p.add_argument("ref", help="name, id or id prefix (runs); id or name (others)")
+    p.add_argument("kind", choices=KINDS, help="what REF names")
+    p.add_argument(
+        "ref",
+        metavar="REF",
+        help="runs: name, id or id prefix; steps: name (with --run) or id; "
+        "artifacts and models: name (with --version) or id",
+    )
     _where(p)
     p.add_argument("--no-rollups", action="store_true", help="runs: leave out step::key rollups")
-    p.add_argument("--as-of", metavar="POSITION|TIME", help="the state at a log position or time")
+    p.add_argument(
+        "--as-of",
+        metavar="POSITION|TIME",
+        help="the entity as it was at a log position or an ISO time: its status, steps, "
+        "artifacts and metadata then",
+    )
     p.add_argument(
         "--json",
         action="store_true",
-        help="print JSON instead of a table (values in the form of docs/logging.md)",
+        help="print JSON instead of a table (values in the form of docs/views.md)",
     )
     p.set_defaults(handler=show)
 
-    p = sub.add_parser("history", help="every value ever logged for one key")
-    p.add_argument("kind", choices=["run", "step", "artifact", "model"])
-    p.add_argument("ref")
-    p.add_argument("key")
+    p = sub.add_parser(
+        "history",
+        help="every value ever logged for one key",
+        description=(
+            "Every value ever logged for KEY, oldest first, with its log position and the "
+            "component that logged it. For a run, KEY may be a rollup step::key: the step's "
+            "history of key."
+        ),
+    )
+    p.add_argument("kind", choices=KINDS, help="what REF names")
+    p.add_argument("ref", metavar="REF", help="as for `show`")
+    p.add_argument("key", metavar="KEY", help="the metadata key (runs: also step::key)")
     _where(p)
     p.set_defaults(handler=history)
 
-    p = sub.add_parser("rejections", help="events that were rejected or still wait for an entity")
+    p = sub.add_parser(
+        "rejections",
+        help="events that were rejected or still wait for an entity",
+        description=(
+            "MetadataLogged events that were not applied: rejected ones (an ambiguous "
+            "reference, an id of another kind) and those still waiting for their entity."
+        ),
+    )
     p.set_defaults(handler=rejections)
 
-    p = sub.add_parser("events", help="the raw event log")
+    p = sub.add_parser(
+        "events",
+        help="the raw event log",
+        description="The event log in position order; says on stderr when more events follow.",
+    )
     p.add_argument("--after", type=int, default=0, metavar="N", help="start after position N")
-    p.add_argument("--limit", type=int, default=50, metavar="M")
+    p.add_argument(
+        "--limit", type=int, default=50, metavar="M", help="show at most M events (default: 50)"
+    )
     p.add_argument(
         "--json", action="store_true", help="one JSON object per line (times in ISO 8601)"
     )
     p.set_defaults(handler=events)
+
+
+KINDS = ["run", "step", "artifact", "model"]
 
 
 def _where(p: argparse.ArgumentParser) -> None:
@@ -89,11 +130,12 @@ def replay(args: argparse.Namespace) -> int:
         store = await Store.open(config.db, catch_up=False)
         try:
             bar = ProgressBar("replay")
-            start = datetime.datetime.now()
             count = await store.replay(names or None, progress=bar)
-            seconds = (datetime.datetime.now() - start).total_seconds()
             done = ", ".join(names) if names else "all projections"
-            echo(f"rebuilt {done} from {count:,} events in {seconds:.1f}s")
+            echo(  # the bar's clock and count: its last line states the same rate
+                f"rebuilt {done} from {count:,} events in {bar.elapsed():.1f}s "
+                f"({bar.rate(count):,.0f}/s)"
+            )
             return 0
         finally:
             await store.close()
@@ -106,6 +148,9 @@ def _entity(reader: Reader, args: argparse.Namespace) -> bytes:
     if args.kind == "run":
         return reader.run_id(args.ref)
     if args.kind == "step":
+        if args.run is None and parse_uuid(args.ref) is None:
+            runs = reader.runs_with_step(args.ref)
+            raise ValueError(step_needs_run(args.ref, runs, "pass --run RUN"))
         return reader.step_id(args.ref, args.run)
     if args.kind == "artifact":
         return reader.artifact_version_id(args.ref, args.version)
@@ -116,27 +161,25 @@ def _as_of(text: str) -> dict[str, Any]:
     if text.isdigit():
         return {"position": int(text)}
     try:
-        moment = datetime.datetime.fromisoformat(text)
+        return {"time": parse_time(text, "--as-of")}
     except ValueError:
         raise ValueError(
             f"--as-of {text!r} is neither a log position nor an ISO time like 2026-11-23T15:00"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return {"time": moment.timestamp()}
 
 
 def show(args: argparse.Namespace) -> int:
+    point = _as_of(args.as_of) if args.as_of else None
     with Reader(settings(args).db) as reader:
         entity = _entity(reader, args)
-        view = _view(reader, entity, args)
-        metadata = view.run_metadata
-        if args.as_of:
-            when_ = _as_of(args.as_of)
-            if args.kind == "run" and not args.no_rollups:
-                metadata = reader.run_as_of(entity, **when_)
-            else:
-                metadata = reader.as_of(entity, **when_)
+        if point is None:
+            view = _view(reader, entity, args)
+        else:
+            view = _view_as_of(reader, entity, args, point)
+        artifacts = []
+        if isinstance(view, RunView):
+            artifacts = as_of.run_artifacts_as_of(reader, entity, **(point or {}))
+    metadata = view.run_metadata
     if args.json:
         data = json_header(view)
         if args.as_of:
@@ -147,7 +190,8 @@ def show(args: argparse.Namespace) -> int:
     header, steps = _header(view)
     if args.as_of:
         header["as of"] = args.as_of
-    echo(entity_lines(header, metadata, steps))
+    palette = Palette.of(sys.stdout)
+    echo(entity_lines(header, metadata, steps, artifacts=artifacts, palette=palette))
     return 0
 
 
@@ -160,6 +204,21 @@ def _view(reader: Reader, entity: bytes, args: argparse.Namespace) -> EntityView
     if args.kind == "artifact":
         return reader.artifact_version(as_id)
     return reader.model_version(as_id)
+
+
+def _view_as_of(
+    reader: Reader, entity: bytes, args: argparse.Namespace, point: dict[str, Any]
+) -> EntityView:
+    """The entity as it was at ``point``; ``ReferenceNotFound`` if it did not exist yet."""
+    if args.kind == "run":
+        return as_of.run_as_of(reader, entity, rollups=not args.no_rollups, **point)
+    if args.kind == "step":
+        return as_of.step_as_of(reader, entity, **point)
+    view = _view(reader, entity, args)
+    assert isinstance(view, ArtifactVersionView | ModelVersionView)
+    what = f"{args.kind} {view.name!r} version {view.version!r}"
+    as_of.require_existed(reader, entity, what, **point)
+    return dataclasses.replace(view, run_metadata=reader.as_of(entity, **point))
 
 
 def _header(view: EntityView) -> tuple[dict[str, str], list[StepView]]:
@@ -175,7 +234,11 @@ def _header(view: EntityView) -> tuple[dict[str, str], list[StepView]]:
 def history(args: argparse.Namespace) -> int:
     with Reader(settings(args).db) as reader:
         entity = _entity(reader, args)
-        entries = reader.history(entity, args.key)
+        key = args.key
+        if args.kind == "run" and "::" in key:  # a rollup: run keys never hold ':'
+            step, _, key = key.rpartition("::")
+            entity = reader.step_id(step, uuid.UUID(bytes=entity))
+        entries = reader.history(entity, key)
         if not entries:
             echo(f"nothing logged for {args.key!r}", file=sys.stderr)
             return 1
@@ -183,7 +246,8 @@ def history(args: argparse.Namespace) -> int:
             [str(e.position), when(e.logged_at), e.component or "-", show_value(e.value)]
             for e in entries
         ]
-    echo(table(["position", "logged at", "component", "value"], rows))
+    palette = Palette.of(sys.stdout)
+    echo(table(["position", "logged at", "component", "value"], rows, palette=palette))
     return 0
 
 
@@ -202,22 +266,34 @@ def rejections(args: argparse.Namespace) -> int:
         ]
         for s in found
     ]
-    echo(table(["position", "state", "target", "reason"], rows))
+    palette = Palette.of(sys.stdout)
+    echo(table(["position", "state", "target", "reason"], rows, palette=palette, status_column=1))
     return 0
 
 
 def events(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, not {args.limit}")
     with Reader(settings(args).db) as reader:
-        for position, body in reader.bodies(args.after, args.limit):
-            event = decode_event(body)
-            if args.json:
-                print(json_text(event_json(position, event)))
-                continue
-            summary = _summary(event)
-            echo(
-                f"{position:>8}  {when(datetime.datetime.fromtimestamp(event.ts, datetime.UTC))}  "
-                f"{type(event).__name__:<26} {summary}"
-            )
+        found = reader.bodies(args.after, args.limit)
+        head = reader.head()
+    for position, body in found:
+        event = decode_event(body)
+        if args.json:
+            print(json_text(event_json(position, event)))
+            continue
+        summary = _summary(event)
+        echo(
+            f"{position:>8}  {when(datetime.datetime.fromtimestamp(event.ts, datetime.UTC))}  "
+            f"{type(event).__name__:<26} {summary}"
+        )
+    last = found[-1][0] if found else args.after
+    if head > last:  # positions are gapless: head - last events follow
+        more = head - last
+        echo(
+            f"{more:,} more event{'s' if more != 1 else ''}: metastream events --after {last}",
+            file=sys.stderr,
+        )
     return 0
 
 

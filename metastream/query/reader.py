@@ -38,9 +38,9 @@ from metastream.schemas import (
     StepByName,
     StoredEvent,
     Target,
-    as_uuid,
     decode_stored,
     decode_value,
+    parse_uuid,
 )
 
 _PARAMS = logdb.SQL_PARAMS
@@ -58,6 +58,17 @@ def require_database(path: Path) -> None:
             f"no metastream database at {path} "
             "(start the local stack with `metastream up`, or pass --db / set METASTREAM_DB)"
         )
+
+
+def step_needs_run(step: str, runs: list[str], how: str = "pass its run") -> str:
+    """Why a step name alone names no step, and the latest ``runs`` that have one so named."""
+    message = f"{step!r} is not a step id, and a step is named within a run: {how}, or its id"
+    if runs:
+        latest = ", ".join(repr(r) for r in runs)
+        message += f" (latest runs with a step {step!r}: {latest})"
+    else:
+        message += f" (no run has a step {step!r})"
+    return message
 
 
 class Reader:
@@ -105,9 +116,29 @@ class Reader:
         return None if row is None else bytes(row[0])
 
     def step_id(self, step: str | uuid.UUID, run: str | uuid.UUID | None = None) -> bytes:
+        """A step run's id: ``step`` is its id, or its name within ``run``.
+
+        A name without a run raises ``ValueError`` saying so (a step is named
+        within a run), with the latest runs that have a step of that name.
+        """
         if run is None:
-            return self.resolve(ById(kind="step_run", id=as_uuid(step)))
+            as_id = step if isinstance(step, uuid.UUID) else parse_uuid(str(step))
+            if as_id is None:
+                raise ValueError(step_needs_run(str(step), self.runs_with_step(str(step))))
+            return self.resolve(ById(kind="step_run", id=as_id))
         return self.resolve(StepByName(run=str(run), step_name=str(step)))
+
+    def runs_with_step(self, step_name: str, limit: int = 3) -> list[str]:
+        """The names of the latest runs (newest first) that have a step named ``step_name``."""
+        return [
+            name
+            for (name,) in self.db.execute(
+                "SELECT r.name FROM entities s JOIN entities r ON r.id = s.run_id "
+                "WHERE s.kind='step_run' AND s.name=? AND s.position IS NOT NULL "
+                "ORDER BY s.position DESC LIMIT ?",
+                (step_name, limit),
+            )
+        ]
 
     def artifact_version_id(self, name_or_id: str | uuid.UUID, version: str | None = None) -> bytes:
         if version is not None:

@@ -179,6 +179,7 @@ def _warn_env(settings: Settings, say: Say) -> None:
 def up_foreground(settings: Settings, say: Say = print) -> None:
     """Run the stack until Ctrl-C (or SIGTERM, or ``metastream down``)."""
     from metastream.consumer import run
+    from metastream.consumer.app import GRACEFUL_TIMEOUT
 
     server = _start_server(settings, say)
     me = _process("consumer", os.getpid())
@@ -187,7 +188,10 @@ def up_foreground(settings: Settings, say: Say = print) -> None:
         _write_stack_file(settings, _record(settings, server.url, processes))
         say(f"metastream is up: redis at {mask_url(server.url)}, database {settings.db}")
         _warn_env(settings, say)
-        say("consuming in this terminal; Ctrl-C stops the consumer, then redis")
+        say(
+            "consuming in this terminal; Ctrl-C stops the consumer, then redis "
+            f"(a batch in progress gets up to {GRACEFUL_TIMEOUT:.0f} s to finish)"
+        )
         run(settings.with_(redis_url=server.url))
     finally:
         say("stopping redis ...")

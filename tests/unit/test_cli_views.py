@@ -141,7 +141,7 @@ def test_replay_rebuilds_the_views(db: Path, capsys) -> None:
         (["show", "run", "nope"], "no pipeline run with name, id or prefix 'nope'"),
         (["show", "step", "evaluate", "--run", "nightly-1"], "no step 'evaluate'"),
         (["show", "artifact", "dataset", "--version", "9"], "no artifact 'dataset' version '9'"),
-        (["show", "step", "not-a-uuid"], "badly formed hexadecimal UUID string"),
+        (["show", "step", "not-a-uuid"], "a step is named within a run: pass --run RUN"),
         (["show", "run", "nightly-1", "--as-of", "yesterday"], "neither a log position"),
         (["replay", "nope"], "no projection named nope"),
     ],

@@ -1,0 +1,58 @@
+"""Times as the CLI takes them (``--as-of``, ``--since``) and shows them (durations)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Final
+
+_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, option: str) -> float:
+    """An ISO 8601 time (local time when it has no offset) as Unix seconds.
+
+    ``option`` names the argument in the error (``ValueError``).
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r} is not an ISO time like 2026-11-23T15:00 or 2026-11-23"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: a duration back from ``now`` (``30m``, ``2h``, ``3d``, ``1w``) or an
+    ISO 8601 time, as Unix seconds."""
+    match = _DURATION.match(text)
+    if match is not None:
+        return now - float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        return parse_time(text, "--since")
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r} is neither a duration like 30m, 2h, 3d, 1w "
+            "nor an ISO time like 2026-11-23T15:00"
+        ) from None
+
+
+def human_duration(seconds: float) -> str:
+    """``0.42 s``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``, ``3 d 04 h``."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
+
+
+__all__ = ["human_duration", "parse_since", "parse_time"]
