@@ -41,7 +41,7 @@ class RunSummary(msgspec.Struct, frozen=True):
     position: int
     """The log position of the event that registered the run."""
     metrics: dict[str, Any]
-    """The run's numeric keys (rollups included), plain numbers."""
+    """Up to 20 numeric keys: the run's own first, then ``step::key`` rollups, by name."""
 
 
 class RunList(msgspec.Struct, frozen=True):

@@ -1,6 +1,7 @@
 """``metastream bench ui``: server time of the dashboard's heaviest reads, and SSE delivery.
 
-One database, built in the run by the projections: 10,000 small runs, one
+One database, built in the run by the projections: 10,000 small runs (2
+steps, 3 run keys and 5 keys a step), one
 run of 100 steps x 50 keys, and 20 runs of 200 keys each. The app is served
 by uvicorn in this process; each figure is the server's time for a request
 (from the ASGI call to the last body byte, measured by a wrapper around the
@@ -33,7 +34,7 @@ from typing import Any
 import httpx
 
 from metastream.benchmarks import say
-from metastream.benchmarks.synthetic import generate, one_big_run
+from metastream.benchmarks.synthetic import one_big_run
 from metastream.eventlog import Incoming
 from metastream.projections import Store
 from metastream.projections.store import gc_paused
@@ -44,6 +45,8 @@ from metastream.schemas import (
     MetadataLogged,
     RunFinished,
     RunStarted,
+    StepFinished,
+    StepStarted,
     decode_stored,
     encode_event,
     new_uuid,
@@ -65,6 +68,29 @@ def _incoming(events: Iterator[Event], size: int = 10_000) -> Iterator[list[Inco
         yield batch
 
 
+def _small_runs(runs: int, steps: int = 2, keys: int = 5) -> Iterator[Event]:
+    """``runs`` runs of ``steps`` steps, a few run keys and ``keys`` keys per step."""
+    rng = random.Random(5)
+    for r in range(runs):
+        run_id = new_uuid()
+        yield RunStarted(run_id=run_id, name=f"run-{r}", pipeline_name=f"pipeline-{r % 5}")
+        yield MetadataLogged(
+            target=ById(kind="pipeline_run", id=run_id),
+            metadata=prepare_metadata(
+                {"learning_rate": rng.random(), "epochs": rng.randrange(100), "model": "mlp"}
+            ),
+        )
+        for s in range(steps):
+            step_id = new_uuid()
+            yield StepStarted(step_id=step_id, run_id=run_id, name=f"step_{s}")
+            yield MetadataLogged(
+                target=ById(kind="step_run", id=step_id),
+                metadata=prepare_metadata({f"key_{k}": rng.random() for k in range(keys)}),
+            )
+            yield StepFinished(step_id=step_id, status="completed")
+        yield RunFinished(run_id=run_id, status="failed" if r % 17 == 0 else "completed")
+
+
 def _compared_runs(runs: int = 20, keys: int = 200) -> Iterator[Event]:
     rng = random.Random(3)
     for r in range(runs):
@@ -84,8 +110,7 @@ async def _build(path: Path, runs: int) -> None:
     store = await Store.open(path, synchronous="OFF")
     try:
         with gc_paused():
-            many = generate(runs * 12, runs=runs, steps=2, keys=10)
-            for source in (many, one_big_run(), _compared_runs()):
+            for source in (_small_runs(runs), one_big_run(), _compared_runs()):
                 for batch in _incoming(source):
                     await store.ingest(batch)
     finally:
@@ -228,6 +253,7 @@ def run(
                 "SELECT count(*) FROM entities WHERE kind='pipeline_run'"
             ).fetchone()[0]
             say(quiet, f"  {total:,} runs, log head {reader.head():,}")
+            result["database"] = {"runs": total, "events": reader.head()}
 
             cursor = None
             for _ in range(100):
@@ -271,7 +297,6 @@ def run(
                 "database_read": poll,
                 "commits": commits,
             }
-    result["runs"] = runs
     targets = {"run_api": 50, "run_page": 50, "runs_list": 50, "runs_list_deep": 50, "compare": 100}
     for name, target in targets.items():
         r = result[name]

@@ -11,24 +11,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = which.add_parser(
         "replay", help="append N synthetic events, rebuild every view, query a big run"
     )
-    r.add_argument("--events", type=int, default=1_000_000, metavar="N")
+    r.add_argument(
+        "--events", type=int, default=1_000_000, metavar="N", help="events to append (1,000,000)"
+    )
     r.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
     r.set_defaults(handler=_replay)
     e = which.add_parser(
         "e2e", help="producer and consumer processes on a real Redis: calls, throughput, lag"
     )
-    e.add_argument("--events", type=int, default=200_000, metavar="N")
+    e.add_argument(
+        "--events", type=int, default=200_000, metavar="N", help="events to publish (200,000)"
+    )
     e.add_argument("--rate", type=float, default=50_000, help="events/s for the lag phase")
     e.add_argument("--seconds", type=float, default=5.0, help="length of the lag phase")
     e.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
     e.set_defaults(handler=_e2e)
     p2 = which.add_parser("producer", help="the cost of one publish while the sender is busy")
-    p2.add_argument("--events", type=int, default=200_000, metavar="N")
+    p2.add_argument(
+        "--events", type=int, default=200_000, metavar="N", help="events to publish (200,000)"
+    )
     p2.set_defaults(handler=_producer)
     c = which.add_parser("consumer", help="one consumer ingesting a pre-filled stream")
-    c.add_argument("--events", type=int, default=100_000, metavar="N")
-    c.add_argument("--max-records", type=int, default=1000)
-    c.add_argument("--runs", type=int, default=3)
+    c.add_argument(
+        "--events", type=int, default=100_000, metavar="N", help="events in the stream (100,000)"
+    )
+    c.add_argument("--max-records", type=int, default=1000, help="entries per read (default: 1000)")
+    c.add_argument("--runs", type=int, default=3, help="times to repeat (default: 3)")
     c.set_defaults(handler=_consumer)
     u = which.add_parser(
         "ui", help="server time of the run page, runs list, compare; SSE commit-to-client"

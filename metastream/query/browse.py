@@ -186,10 +186,16 @@ def pipelines(reader: Reader) -> list[str]:
     ]
 
 
-def run_metrics(reader: Reader, run_ids: list[bytes]) -> dict[bytes, dict[str, int | float]]:
-    """Every numeric (int or float, not bool) top-level key of each run, rollups included.
+METRICS_PER_RUN: Final = 20
 
-    One query for the steps of all the runs, one for the values; only values
+
+def run_metrics(
+    reader: Reader, run_ids: list[bytes], limit: int = METRICS_PER_RUN
+) -> dict[bytes, dict[str, int | float]]:
+    """Up to ``limit`` numeric (int or float, not bool) top-level keys of each run.
+
+    The run's own keys first, then ``step::key`` rollups, each by name. One
+    query for the steps of all the runs, one for the values; only values
     short enough to be numbers are decoded.
     """
     owner: dict[bytes, tuple[bytes, str]] = {r: (r, "") for r in run_ids}
@@ -215,6 +221,10 @@ def run_metrics(reader: Reader, run_ids: list[bytes]) -> dict[bytes, dict[str, i
             if type(decoded) in (int, float):
                 run_id, prefix = owner[bytes(entity)]
                 out[run_id][prefix + key] = decoded
+    for run_id, metrics in out.items():
+        if len(metrics) > limit or any("::" in k for k in metrics):
+            chosen = sorted(metrics, key=lambda k: ("::" in k, k))[:limit]
+            out[run_id] = {k: metrics[k] for k in chosen}
     return out
 
 
@@ -301,6 +311,7 @@ def registration(reader: Reader, entity: bytes) -> Registration | None:
 
 __all__ = [
     "MAX_PAGE",
+    "METRICS_PER_RUN",
     "RUN_SORTS",
     "RUN_STATUSES",
     "Member",
