@@ -57,5 +57,9 @@ def _ui(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=2,
         server_header=False,
     )
-    UiServer(config).run()
+    try:
+        UiServer(config).run()
+    except KeyboardInterrupt:  # uvicorn raises it again once it has shut down: a normal stop
+        pass
+    echo("metastream ui: stopped", file=sys.stderr)
     return 0
