@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (runs, views, bench, *_optional_modules()):
         module.register(sub)
-    _db_after_the_command(parser)
+    _finish(parser)
     return parser
 
 
@@ -54,15 +54,24 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return found
 
 
-def _db_after_the_command(parser: argparse.ArgumentParser) -> None:
-    """``--db`` after the subcommand too (``metastream show run R --db X``).
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """What every subcommand gets: ``--db`` after it too, and a description.
 
-    Its default is ``SUPPRESS``, so a ``--db`` given before the subcommand
-    is kept when none is given after it.
+    ``metastream show run R --db X`` works as ``metastream --db X show run
+    R``: the subcommand's ``--db`` defaults to ``SUPPRESS``, so a ``--db``
+    given before the subcommand is kept when none is given after it. A
+    subcommand without a description shows its one-line help under ``-h``.
     """
     for child in _subparsers(parser):
         if "--db" not in child._option_string_actions:
             child.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    for holder in (parser, *_subparsers(parser)):
+        for action in holder._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    child = action.choices[choice.dest]
+                    if child.description is None:
+                        child.description = choice.help
 
 
 def _optional_modules() -> list[ModuleType]:

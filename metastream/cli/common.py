@@ -53,7 +53,7 @@ class ProgressBar:
         self.started = time.perf_counter()
         self.ended: float | None = None
         self.last = -1.0
-        self.tenths = -1
+        self.tenths = 0
         self.done = 0
 
     def _stream(self) -> TextIO:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from metastream.cli.colour import PLAIN, Palette, Styled, join
+from metastream.cli.colour import PLAIN, Palette, join
 from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView, StepView
 from metastream.schemas import DType, Path, StorageSize, Uri
 from metastream.schemas.text import CONTROL_CHARACTERS, escape_controls
@@ -162,18 +162,17 @@ def table(
     out.append("  ".join("-" * w for w in widths))
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
-        if status_column is not None:
-            cells[status_column] = palette.status(cells[status_column])
-        line = join(*_spaced(cells))
-        out.append(line if isinstance(line, Styled) else line.rstrip())
+        plain = "  ".join(cells).rstrip()
+        if status_column is None or not palette.on:
+            out.append(plain)
+            continue
+        before = "".join(c + "  " for c in cells[:status_column])
+        status = cells[status_column]
+        after = "".join("  " + c for c in cells[status_column + 1 :]).rstrip()
+        if not after:
+            status = status.rstrip()
+        out.append(join(before, palette.status(status), after))  # shown as ``plain``
     return out
-
-
-def _spaced(cells: list[str]) -> list[str]:
-    parts: list[str] = []
-    for i, cell in enumerate(cells):
-        parts.extend(["  ", cell] if i else [cell])
-    return parts
 
 
 def when(value: datetime.datetime | None) -> str:

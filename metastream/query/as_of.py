@@ -33,7 +33,12 @@ def describe(position: int | None, time: float | None) -> str:
 
 
 def require_existed(
-    reader: Reader, entity: bytes, what: str, *, position: int | None, time: float | None
+    reader: Reader,
+    entity: bytes,
+    what: str,
+    *,
+    position: int | None = None,
+    time: float | None = None,
 ) -> None:
     """Raise ``ReferenceNotFound`` if ``entity`` was registered after the point."""
     found = browse.registration(reader, entity)
