@@ -142,3 +142,28 @@ def test_html_and_javascript_in_keys_values_and_uris_never_run(
     assert page.locator("#compare-table img").count() == 0
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert dialogs == []
+
+
+def test_a_run_with_many_steps_loads_a_steps_cards_when_opened(
+    page: Page, server: BackgroundServer, sample: Sample
+) -> None:
+    from tests.events import Pipeline
+
+    big = Pipeline("many-steps")
+    events: list[Any] = [big.started()]
+    for i in range(15):
+        events += [
+            big.step(f"s{i}"),
+            big.on_step(f"s{i}", score=i, card={"x": i}),
+            big.step_done(f"s{i}"),
+        ]
+    ingest(sample.path, events)
+    page.goto(server.url + "/runs/many-steps")
+    assert page.locator("details.step").count() == 15
+    assert page.locator("details.step .card").count() == 0  # folded, not loaded
+    page.locator("details.step summary").nth(7).click()
+    cards = page.locator("details.step").nth(7).locator(".card")
+    cards.first.wait_for()
+    assert cards.count() == 2
+    assert "7" in page.locator("details.step").nth(7).locator(".v-num").first.inner_text()
+    assert page.errors == []

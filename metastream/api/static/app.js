@@ -88,6 +88,10 @@ function setLive(state, text) {
 }
 
 function follow() {
+  if (!document.body.dataset.position) {  // a page not drawn from the views (login, errors)
+    document.getElementById("live")?.remove();
+    return;
+  }
   const historical = new URLSearchParams(location.search).get("as_of");
   if (historical) { setLive("paused", "as of " + historical); return; }
   const source = new EventSource("/api/v1/stream");
