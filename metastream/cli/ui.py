@@ -7,6 +7,8 @@ address needs ``METASTREAM_UI_TOKEN``.
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 import threading
 import webbrowser
@@ -31,6 +33,20 @@ def url_of(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one clear line, not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ValueError(
+                f"port {port} on {host} is in use (another `metastream ui`?); "
+                "pass --port or set METASTREAM_UI_PORT"
+            ) from None
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def _ui(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -45,7 +61,8 @@ def _ui(args: argparse.Namespace) -> int:
     check_exposure(ui)
     db = settings(args).db
     app = create_app(db, token=ui.token)
-    url = url_of(ui.host, ui.port)
+    listener = _listen(ui.host, ui.port)
+    url = url_of(ui.host, listener.getsockname()[1])
     echo(f"metastream ui: serving {db} on {url} (Ctrl-C to stop)", file=sys.stderr)
     if args.open:
         threading.Timer(1.0, webbrowser.open, (url,)).start()
@@ -58,7 +75,7 @@ def _ui(args: argparse.Namespace) -> int:
         server_header=False,
     )
     try:
-        UiServer(config).run()
+        UiServer(config).run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn raises it again once it has shut down: a normal stop
         pass
     echo("metastream ui: stopped", file=sys.stderr)

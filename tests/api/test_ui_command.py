@@ -50,3 +50,14 @@ def test_ui_serves_then_stops_on_a_signal(sample: Sample, sig: signal.Signals) -
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_a_busy_port_is_one_clear_line(sample: Sample, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from metastream.cli import main
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["--db", str(sample.path), "ui", "--port", str(port)]) == 1
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
