@@ -1,0 +1,226 @@
+"""Step 6 and after: following the group's entries with FastStream, retries, dead letters.
+
+The FastStream batch subscriber reads new entries (``XREADGROUP ... >``)
+under this process's own consumer name, with FastStream's acking turned off
+(``AckPolicy.MANUAL``): :meth:`Follower.handle` acks each entry once the
+handler has returned for it (or it was filtered out, or it is an event the
+catch-up already delivered). An entry whose handler raised stays pending;
+:meth:`Follower.reclaim_loop` claims pending entries idle for
+``retry_after`` (``XAUTOCLAIM``; a crashed process's entries too) and hands
+them over again, until one has been delivered ``max_deliveries`` times: it
+then goes to the dead letters, acknowledged in the same ``MULTI``.
+
+Filters look at the entry's bytes before decoding (``filters.peek``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError
+
+from metastream.consumer.entries import Entry, entries_of
+from metastream.schemas import decode_event
+from metastream.subscriptions.deliver import Deliverer
+from metastream.subscriptions.filters import EventFilter, Peek, peek
+from metastream.subscriptions.keys import SubscriptionKeys
+from metastream.subscriptions.knowledge import RunKnowledge
+from metastream.subscriptions.state import SwitchState
+from metastream.subscriptions.switchover import parse_id
+
+log = logging.getLogger("metastream.subscriptions")
+
+CLAIM_COUNT: Final = 200
+"""Entries claimed per ``XAUTOCLAIM``."""
+
+
+class Follower:
+    """Handles the group's entries: filter, skip what the catch-up delivered, deliver, ack."""
+
+    def __init__(
+        self,
+        client: aredis.Redis,
+        keys: SubscriptionKeys,
+        deliverer: Deliverer,
+        event_filter: EventFilter,
+        knowledge: RunKnowledge | None,
+        *,
+        consumer: str,
+        max_deliveries: int,
+        retry_after_ms: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.deliverer = deliverer
+        self.filter = event_filter
+        self.knowledge = knowledge
+        self.consumer = consumer
+        self.max_deliveries = max_deliveries
+        self.retry_after_ms = retry_after_ms
+        self.window_end: tuple[int, int] = (0, 0)
+        """Entries up to this id (``d2``) may hold events the catch-up delivered."""
+        self.skipped = 0
+        self.reasons: dict[bytes, str] = {}
+        """Why the handler last failed on a pending entry (for its dead letter)."""
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+
+    def start_from(self, state: SwitchState) -> None:
+        self.window_end = parse_id(state.d2)
+
+    async def _already_delivered(self, candidates: list[tuple[Entry, Peek]]) -> set[bytes]:
+        """Entry ids among ``candidates`` (entries ``<= d2``) whose event the catch-up delivered."""
+        if not candidates:
+            return set()
+        flags = await self.client.smismember(self.keys.seen, [p.event_id for _, p in candidates])
+        return {entry.id for (entry, _), flag in zip(candidates, flags, strict=True) if flag}
+
+    async def handle(self, entries: Sequence[Entry]) -> None:
+        """Deliver ``entries`` in order; ack all but those whose handler raised."""
+        async with self._lock:
+            await self._handle(entries, {})
+
+    async def _handle(self, entries: Sequence[Entry], deliveries: dict[bytes, int]) -> None:
+        done: list[bytes] = []
+        peeked: list[tuple[Entry, Peek | None, str | None]] = []
+        for entry in entries:
+            data = entry.data
+            if data is None:  # deleted while pending, or not a metastream entry
+                peeked.append((entry, None, "the entry has no __data__ field"))
+                continue
+            try:
+                peeked.append((entry, peek(data), None))
+            except ValueError as exc:
+                peeked.append((entry, None, f"cannot decode: {exc}"))
+        in_window = [
+            (entry, p)
+            for entry, p, _ in peeked
+            if p is not None and parse_id(entry.id) <= self.window_end
+        ]
+        skip = await self._already_delivered(in_window)
+        for entry, seen, problem in peeked:
+            if seen is None:
+                if entry.fields is None:
+                    done.append(entry.id)
+                else:
+                    await self._dead_letter(entry, problem or "", deliveries.get(entry.id, 1))
+                continue
+            if entry.id in skip:
+                self.skipped += 1
+                done.append(entry.id)
+                continue
+            pipeline = None
+            if self.knowledge is not None:
+                self.knowledge.learn(seen)
+                pipeline = self.knowledge.pipeline_of(seen)
+            if not self.filter.matches(seen, pipeline):
+                done.append(entry.id)
+                continue
+            assert entry.data is not None
+            try:
+                event = decode_event(entry.data)
+            except ValueError as exc:
+                await self._dead_letter(entry, f"cannot decode: {exc}", deliveries.get(entry.id, 1))
+                continue
+            reason = await self.deliverer.call(event)
+            if reason is None:
+                self.reasons.pop(entry.id, None)
+                done.append(entry.id)
+            else:
+                self.reasons[entry.id] = reason
+        if self.knowledge is not None:
+            await self.knowledge.save(self.client)
+        if done:
+            await self.client.xack(self.keys.stream, self.keys.group, *done)
+
+    async def _dead_letter(self, entry: Entry, reason: str, deliveries: int) -> None:
+        """The dead letter and the ack, in one ``MULTI``: never both or neither missing."""
+        fields = self.deliverer.dead_letter_fields(
+            reason, entry.data, deliveries=deliveries, entry_id=entry.id
+        )
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.dead_letters, fields)  # type: ignore[arg-type]
+            pipe.xack(self.keys.stream, self.keys.group, entry.id)
+            await pipe.execute()
+        self.reasons.pop(entry.id, None)
+        self.deliverer.dead_lettered += 1
+        log.error(
+            "dead-lettered entry %s of %s (group %s) after %d deliveries: %s",
+            entry.id.decode(),
+            self.keys.stream,
+            self.keys.group,
+            deliveries,
+            reason,
+        )
+
+    # -- retries -------------------------------------------------------------
+
+    async def _delivery_counts(self, entries: Sequence[Entry]) -> dict[bytes, int]:
+        wanted = {e.id for e in entries}
+        rows: list[Any] = await self.client.xpending_range(
+            self.keys.stream,
+            self.keys.group,
+            min=entries[0].id,
+            max=entries[-1].id,
+            count=len(entries) * 4 + 100,
+            consumername=self.consumer,
+        )
+        return {
+            bytes(r["message_id"]): int(r["times_delivered"])
+            for r in rows
+            if bytes(r["message_id"]) in wanted
+        }
+
+    async def reclaim(self) -> int:
+        """Claim entries idle for ``retry_after``; deliver them again or dead-letter them."""
+        cursor: bytes | str = "0-0"
+        claimed = 0
+        while True:
+            reply = await self.client.xautoclaim(
+                self.keys.stream,
+                self.keys.group,
+                self.consumer,
+                min_idle_time=self.retry_after_ms,
+                start_id=cursor,
+                count=CLAIM_COUNT,
+            )
+            cursor = reply[0]
+            entries = entries_of(reply[1])
+            if entries:
+                claimed += len(entries)
+                counts = await self._delivery_counts(entries)
+                again = []
+                async with self._lock:
+                    for entry in entries:
+                        count = counts.get(entry.id, 1)
+                        if count > self.max_deliveries:
+                            reason = self.reasons.get(entry.id) or (
+                                f"delivered {count - 1} times without being acknowledged "
+                                "(the handler failed, or its process died)"
+                            )
+                            await self._dead_letter(entry, reason, count - 1)
+                        else:
+                            again.append(entry)
+                    await self._handle(again, counts)
+            if cursor in (b"0-0", "0-0"):
+                return claimed
+
+    async def reclaim_loop(self) -> None:
+        """Retry pending entries until :meth:`stop`."""
+        interval = max(self.retry_after_ms / 2000, 0.05)
+        while not self._stopping.is_set():
+            try:
+                await self.reclaim()
+            except (RedisError, OSError) as exc:
+                log.error("reclaiming pending entries of %s failed: %s", self.keys.group, exc)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()
