@@ -142,6 +142,28 @@ def get_history(state: State, entity_id: FromPath[str], key: FromQuery[str]) -> 
     return entities.json_metadata(entities.history(reader, entity_id, key))
 
 
+@get("/runs/{run:str}/history", sync_to_thread=True, summary="A run key's history")
+def get_run_history(state: State, run: FromPath[str], key: FromQuery[str]) -> models.History:
+    """Every value ``key`` of a run (id, name or prefix) ever had, oldest first."""
+    reader = _readers(state).get()
+    run_id = browse.run_ref(reader, run)
+    return entities.json_metadata(entities.history(reader, str(uuid.UUID(bytes=run_id)), key))
+
+
+@get(
+    "/runs/{run:str}/steps/{step:str}/history",
+    sync_to_thread=True,
+    summary="A step key's history",
+)
+def get_step_history(
+    state: State, run: FromPath[str], step: FromPath[str], key: FromQuery[str]
+) -> models.History:
+    """Every value ``key`` of a run's step (by name) ever had, oldest first."""
+    reader = _readers(state).get()
+    step_id = reader.step_id(step, run)
+    return entities.json_metadata(entities.history(reader, str(uuid.UUID(bytes=step_id)), key))
+
+
 @get("/compare", sync_to_thread=True, summary="Compare runs")
 def get_comparison(
     state: State,
@@ -280,6 +302,8 @@ def router() -> Router:
             get_artifact_version,
             get_model_version,
             get_history,
+            get_run_history,
+            get_step_history,
             get_comparison,
             get_events,
             get_status,

@@ -183,6 +183,11 @@ def test_history_of_a_key(client: Client, sample: Sample) -> None:
     assert body["kind"] == "step_run"
     assert [round(e["value"], 3) for e in body["entries"]] == [1.01, 0.51, 0.343, 0.26, 0.19]
     assert all(e["component"] is None for e in body["entries"])
+    by_name = client.get("/api/v1/runs/run-1/steps/train/history?key=loss").json()
+    assert by_name == body
+    run_key = client.get("/api/v1/runs/run-1/history?key=learning_rate").json()
+    assert [e["value"] for e in run_key["entries"]] == [0.2]
+    assert client.get("/api/v1/runs/run-1/history?key=never-logged").json()["entries"] == []
 
 
 def test_compare_tracks_changes_against_a_baseline(client: Client) -> None:
