@@ -185,6 +185,9 @@ def show(args: argparse.Namespace) -> int:
         if args.as_of:
             data["as_of"] = args.as_of
         data["metadata"] = metadata_json_form(metadata)
+        if isinstance(view, RunView):
+            data["steps"] = [_step_json(s) for s in view.steps.values()]
+            data["artifacts"] = [_artifact_json(a) for a in artifacts]
         print(json_text(data, indent=2))
         return 0
     header, steps = _header(view)
@@ -193,6 +196,17 @@ def show(args: argparse.Namespace) -> int:
     palette = Palette.of(sys.stdout)
     echo(entity_lines(header, metadata, steps, artifacts=artifacts, palette=palette))
     return 0
+
+
+def _step_json(step: StepView) -> dict[str, Any]:
+    """A step in ``show run --json``: its fields without metadata (the run's rollups hold it)."""
+    data = json_header(step)
+    del data["run"]
+    return data
+
+
+def _artifact_json(artifact: ArtifactVersionView) -> dict[str, Any]:
+    return {**json_header(artifact), "metadata": metadata_json_form(artifact.run_metadata)}
 
 
 def _view(reader: Reader, entity: bytes, args: argparse.Namespace) -> EntityView:

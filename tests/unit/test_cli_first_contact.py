@@ -138,6 +138,17 @@ def test_a_step_name_without_a_run_says_how_to_name_it(
     assert "UUID" not in err
 
 
+def test_a_step_by_id_needs_no_run(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "--db", str(db), "show", "run", "nightly-1", "--json")
+    (train,) = json.loads(out)["steps"]
+    code, out, err = run(capsys, "--db", str(db), "show", "step", train["id"])
+    assert code == 0, err
+    assert "step:      train" in out
+    code, out, err = run(capsys, "--db", str(db), "history", "step", train["id"], "loss")
+    assert code == 0, err
+    assert [line.split()[-1] for line in out.splitlines()[2:]] == ["0.25", "0.125"]
+
+
 # -- history of a rollup key ---------------------------------------------------
 
 
@@ -181,6 +192,10 @@ def test_as_of_a_position_shows_the_run_as_it_was(
     _, out, _ = run(capsys, "--db", str(db), "show", "run", "nightly-1", "--as-of", "4", "--json")
     data = json.loads(out)
     assert (data["status"], data["finished"], data["as_of"]) == ("running", None, "4")
+    assert [(s["step"], s["status"]) for s in data["steps"]] == [("train", "running")]
+    assert [(a["artifact"], a["version"]) for a in data["artifacts"]] == [("dataset", "1")]
+    _, out, _ = run(capsys, "--db", str(db), "show", "run", "nightly-1", "--as-of", "3", "--json")
+    assert json.loads(out)["artifacts"] == []
 
 
 def test_as_of_a_time_shows_the_step_as_it_was(
