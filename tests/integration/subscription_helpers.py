@@ -104,6 +104,13 @@ async def wait_until(predicate: Callable[[], bool], within: float = 30.0) -> Non
         await asyncio.sleep(0.02)
 
 
+async def settle(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``predicate()`` or ``within`` seconds (the caller then asserts what it wants)."""
+    deadline = time.monotonic() + within
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 def log_caught_up(client: redis.Redis, settings: Settings) -> bool:
     """Whether the log's group has been delivered the stream's last entry and acked it all."""
     stream, group = settings.stream, settings.group.encode()
