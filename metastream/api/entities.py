@@ -16,6 +16,7 @@ from metastream.api import models
 from metastream.api.readers import as_of_seconds
 from metastream.errors import ReferenceNotFound
 from metastream.query import Reader, browse
+from metastream.query.compare import MAX_COMPARED, compare
 from metastream.query.views import StepView
 from metastream.schemas import as_uuid
 from metastream.schemas.jsonform import json_form, metadata_json_form
@@ -233,3 +234,63 @@ def json_metadata(entity: S) -> S:
     if steps is not None:
         changes["steps"] = [json_metadata(s) for s in steps]
     return msgspec.structs.replace(entity, **changes)
+
+
+def split_refs(values: list[str]) -> list[str]:
+    """Run references, repeated or comma-separated; at most :data:`MAX_COMPARED`."""
+    refs = [r.strip() for v in values for r in v.split(",") if r.strip()]
+    if not refs:
+        raise ValueError("runs: name at least one run")
+    if len(refs) > MAX_COMPARED:
+        raise ValueError(f"compare takes at most {MAX_COMPARED} runs at once, got {len(refs)}")
+    return refs
+
+
+def load_comparison(
+    reader: Reader, runs: list[str], baseline: str | None
+) -> tuple[list[models.Run], int]:
+    refs = split_refs(runs)
+    ids = [browse.run_ref(reader, r) for r in refs]
+    found = [run(reader, str(uuid.UUID(bytes=i))) for i in ids]
+    index = 0
+    if baseline:
+        base = browse.run_ref(reader, baseline)
+        if base not in ids:
+            raise ValueError(f"baseline {baseline!r} is not one of the compared runs")
+        index = ids.index(base)
+    return found, index
+
+
+def comparison(
+    reader: Reader, runs: list[models.Run], baseline: int, *, json: bool
+) -> models.Comparison:
+    keys = compare([r.metadata for r in runs], baseline)
+    metrics = browse.run_metrics(reader, [r.id.bytes for r in runs])
+    summaries = [
+        models.RunSummary(
+            id=r.id,
+            name=r.name,
+            pipeline_name=r.pipeline_name,
+            status=r.status,
+            created=r.created,
+            finished=r.finished,
+            error=r.error,
+            position=0,
+            metrics=metrics[r.id.bytes],
+        )
+        for r in runs
+    ]
+    return models.Comparison(
+        runs=summaries,
+        baseline=runs[baseline].id,
+        keys=[
+            models.ComparedKey(
+                key=k.key,
+                values=[json_form(v) for v in k.values] if json else k.values,
+                present=k.present,
+                differs=k.differs,
+                numeric=k.numeric,
+            )
+            for k in keys
+        ],
+    )

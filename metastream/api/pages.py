@@ -18,7 +18,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
-from metastream.api import entities, routes
+from metastream.api import entities
 from metastream.api.readers import Readers, parse_as_of
 from metastream.api.render import cards, human_size, is_web_link, short_number, value_html
 from metastream.api.security import COOKIE, token_matches
@@ -224,8 +224,8 @@ def compare_page(
     position = reader.applied_through()
     if not runs:
         return render("compare.html", data=None, MAX=MAX_COMPARED)
-    found, index = routes.load_comparison(reader, runs, baseline)
-    result = routes.comparison(reader, found, index, json=True)
+    found, index = entities.load_comparison(reader, runs, baseline)
+    result = entities.comparison(reader, found, index, json=True)
     data = {
         "baseline": str(result.baseline),
         "runs": [

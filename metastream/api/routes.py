@@ -19,9 +19,8 @@ from litestar.response import Stream
 
 from metastream.api import entities, feed, live, models
 from metastream.api.readers import MAX_POSITION, Readers, parse_as_of
-from metastream.query import Reader, browse
-from metastream.query.compare import MAX_COMPARED, compare
-from metastream.schemas.jsonform import json_form
+from metastream.query import browse
+from metastream.query.compare import MAX_COMPARED
 
 AS_OF_DOC: Final = (
     "Read the entity as it was at this log position (a whole number) or time "
@@ -181,67 +180,8 @@ def get_comparison(
     """The union of the runs' keys (cards flattened to ``card.field``), each run's value, and
     whether it differs from the baseline run's. More than 20 runs is a 400."""
     reader = _readers(state).get()
-    found, baseline_index = load_comparison(reader, runs, baseline)
-    return comparison(reader, found, baseline_index, json=True)
-
-
-def split_refs(values: list[str]) -> list[str]:
-    refs = [r.strip() for v in values for r in v.split(",") if r.strip()]
-    if not refs:
-        raise ValueError("runs: name at least one run")
-    if len(refs) > MAX_COMPARED:
-        raise ValueError(f"compare takes at most {MAX_COMPARED} runs at once, got {len(refs)}")
-    return refs
-
-
-def load_comparison(
-    reader: Reader, runs: list[str], baseline: str | None
-) -> tuple[list[models.Run], int]:
-    refs = split_refs(runs)
-    ids = [browse.run_ref(reader, r) for r in refs]
-    found = [entities.run(reader, str(uuid.UUID(bytes=i))) for i in ids]
-    index = 0
-    if baseline:
-        base = browse.run_ref(reader, baseline)
-        if base not in ids:
-            raise ValueError(f"baseline {baseline!r} is not one of the compared runs")
-        index = ids.index(base)
-    return found, index
-
-
-def comparison(
-    reader: Reader, runs: list[models.Run], baseline: int, *, json: bool
-) -> models.Comparison:
-    keys = compare([r.metadata for r in runs], baseline)
-    metrics = browse.run_metrics(reader, [r.id.bytes for r in runs])
-    summaries = [
-        models.RunSummary(
-            id=r.id,
-            name=r.name,
-            pipeline_name=r.pipeline_name,
-            status=r.status,
-            created=r.created,
-            finished=r.finished,
-            error=r.error,
-            position=0,
-            metrics=metrics[r.id.bytes],
-        )
-        for r in runs
-    ]
-    return models.Comparison(
-        runs=summaries,
-        baseline=runs[baseline].id,
-        keys=[
-            models.ComparedKey(
-                key=k.key,
-                values=[json_form(v) for v in k.values] if json else k.values,
-                present=k.present,
-                differs=k.differs,
-                numeric=k.numeric,
-            )
-            for k in keys
-        ],
-    )
+    found, baseline_index = entities.load_comparison(reader, runs, baseline)
+    return entities.comparison(reader, found, baseline_index, json=True)
 
 
 @get("/events", sync_to_thread=True, summary="The event log after a position")

@@ -230,8 +230,8 @@ def run(
 ) -> dict[str, Any]:
     import logging
 
-    from metastream.api import create_app, entities, routes
-    from metastream.api.background import BackgroundServer
+    from metastream.api import create_app, entities
+    from metastream.api.serving import BackgroundServer
     from metastream.query import browse
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -266,8 +266,8 @@ def run(
             compare_refs = [f"compare-{i}" for i in range(20)]
 
             def compare_read() -> None:
-                found, base = routes.load_comparison(reader, compare_refs, None)
-                routes.comparison(reader, found, base, json=True)
+                found, base = entities.load_comparison(reader, compare_refs, None)
+                entities.comparison(reader, found, base, json=True)
 
             cases: list[tuple[str, str, Callable[[], Any]]] = [
                 ("run_api", "/api/v1/runs/big-run", lambda: entities.run(reader, "big-run")),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 
 from metastream.api import create_app
-from metastream.api.background import BackgroundServer
+from metastream.api.serving import BackgroundServer
 from tests.api.sample import Sample, log_to_run
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from metastream import Client
 from metastream.api import create_app
-from metastream.api.background import BackgroundServer
+from metastream.api.serving import BackgroundServer
 from metastream.errors import AmbiguousReference, ReferenceNotFound
 from metastream.query.remote import RemoteClient
 from metastream.schemas import DType, StorageSize, Uri, values_equal

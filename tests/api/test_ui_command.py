@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from metastream.api.background import free_port
+from metastream.api.serving import free_port
 from tests.api.sample import Sample
 
 

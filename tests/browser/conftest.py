@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from metastream.api import create_app
-from metastream.api.background import BackgroundServer
+from metastream.api.serving import BackgroundServer
 from tests.api.sample import Sample, build
 
 CHROMIUM = Path(os.environ.get("METASTREAM_CHROMIUM", "/usr/bin/chromium"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metastream.api.background import BackgroundServer
+from metastream.api.serving import BackgroundServer
 from metastream.schemas import Uri
 from tests.api.sample import XSS_KEY, XSS_URI, XSS_VALUE, Sample, ingest, log_to_run
 

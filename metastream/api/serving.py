@@ -1,4 +1,4 @@
-"""Serving the app from a thread of this process (tests, benchmarks, screenshots)."""
+"""Serving the app: uvicorn that ends open event streams on stop, and a server in a thread."""
 
 from __future__ import annotations
 
