@@ -51,7 +51,7 @@ def _ui(args: argparse.Namespace) -> int:
     import uvicorn
 
     from metastream.api import UiSettings, check_exposure, create_app
-    from metastream.api.background import UiServer
+    from metastream.api.serving import UiServer
 
     ui = UiSettings.from_env()
     if args.host:
