@@ -368,6 +368,10 @@ def report_lines(client: Client, runs: Sequence[DemoRun], db: FsPath, cli_db: st
             f"  {prefix} show model {MODEL_NAME} --version {runs[0].model_version}",
             f"  {prefix} show artifact {DATASET_ARTIFACT}",
             f"the database: {db}",
+            "",
+            "in the browser (cards, the comparison and its plot):",
+            f"  {prefix} ui --open",
+            f"  then http://127.0.0.1:8237/compare?runs={first}&runs={last}",
         ]
     )
     return lines

@@ -79,6 +79,7 @@ def test_demo_starts_a_stack_runs_twice_prints_and_stops(demo_home: Path) -> Non
 
     # Hints, with names that work.
     assert f"metastream show run {names[1]}" in out
+    assert f"/compare?runs={names[0]}&runs={names[1]}" in out  # the dashboard's comparison
     assert f"metastream history step train_model loss --run {names[0]}" in out
     settings = Settings.from_env()
     assert f"the database: {settings.db}" in out
