@@ -53,7 +53,7 @@ def short_number(value: int | float) -> str:
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
         return f"{value:.6g}"
-    return str(value)
+    return f"{value:,}"  # as the comparison table shows it (toLocaleString)
 
 
 def _text(value: str) -> Markup:
@@ -75,6 +75,9 @@ def _items(value: Any) -> list[Any]:
         except TypeError:
             return list(value)
     return list(value)
+
+
+_BRACKETS: dict[type, str] = {tuple: "()", set: "{}", frozenset: "{}"}
 
 
 def value_html(value: Any) -> Markup:
@@ -125,7 +128,10 @@ def value_html(value: Any) -> Markup:
         badge = _badge(cls.__name__) if cls is not list else Markup("")
         if len(items) <= INLINE_ITEMS and all(_scalar(i) for i in items):
             inner = Markup(", ").join(value_html(i) for i in items)
-            return Markup('<span class="v-list">[{}]</span>{}').format(inner, badge)
+            opening, closing = _BRACKETS.get(cls, "[]")  # as Python (and the comparison) write it
+            return Markup('<span class="v-list">{}{}{}</span>{}').format(
+                opening, inner, closing, badge
+            )
         rows = Markup("").join(Markup("<li>{}</li>").format(value_html(i)) for i in items)
         return Markup('<ol class="v-items">{}</ol>{}').format(rows, badge)
     return Markup('<span class="v-str">{}</span>').format(_text(repr(value)))
