@@ -38,6 +38,20 @@ from metastream.subscriptions.switchover import CatchUp, Start, prepare
 log = logging.getLogger("metastream.subscriptions")
 
 GRACEFUL_TIMEOUT: Final = 15.0
+RETRY_AFTER_ENV: Final = "METASTREAM_SUBSCRIBE_RETRY_AFTER"
+
+
+def _env_float(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -55,8 +69,9 @@ class SubscribeOptions:
     """This process's name in the group (default ``host-pid``: one per process)."""
     max_deliveries: int = 5
     """Tries of a failing handler before its event goes to the dead letters."""
-    retry_after: float = 5.0
-    """Seconds a failed (or abandoned) entry stays pending before it is tried again."""
+    retry_after: float = field(default_factory=lambda: _env_float(RETRY_AFTER_ENV, 5.0))
+    """Seconds a failed (or abandoned) entry stays pending before it is tried again
+    (default ``$METASTREAM_SUBSCRIBE_RETRY_AFTER``, else 5)."""
     batch: int = 500
     """Entries per read."""
     token: str | None = None

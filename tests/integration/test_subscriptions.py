@@ -10,13 +10,14 @@ import pytest
 
 from metastream.api import create_app
 from metastream.api.serving import BackgroundServer
+from metastream.schemas import decode_stored
 from tests.integration.stack_fixture import RealStack, clean_env, real_stack
 from tests.integration.subscription_helpers import (
     Recorder,
     ids_of,
-    settle,
     log_caught_up,
     metric_events,
+    settle,
     subscribed,
     wait_until,
 )
@@ -98,7 +99,9 @@ async def _rounds(
         subscribers: list[tuple[str, int, Recorder]] = []
         async with AsyncExitStack() as running:
 
-            async def start_one(name: str, history: str) -> None:
+            async def start_one(
+                name: str, history: str, into: list[tuple[str, int, Recorder]]
+            ) -> None:
                 await asyncio.sleep(rng.uniform(0, 0.25))
                 head = max(_positions(s.db).values(), default=0)
                 start = rng.choice([0, rng.randint(0, head)])
@@ -108,7 +111,7 @@ async def _rounds(
                         recorder, s, group=name, history=history, from_=start if start else "start"
                     )
                 )
-                subscribers.append((name, start, recorder))
+                into.append((name, start, recorder))
 
             async def publish() -> None:
                 for _ in range(8):
@@ -119,9 +122,9 @@ async def _rounds(
 
             await asyncio.gather(
                 publish(),
-                start_one(f"round{round_}-file-1", str(s.db)),
-                start_one(f"round{round_}-file-2", str(s.db)),
-                start_one(f"round{round_}-feed", feed.url),
+                start_one(f"round{round_}-file-1", str(s.db), subscribers),
+                start_one(f"round{round_}-file-2", str(s.db), subscribers),
+                start_one(f"round{round_}-feed", feed.url, subscribers),
             )
             await wait_until(lambda: log_caught_up(stack.redis, s))
             positions = _positions(s.db)
@@ -134,3 +137,38 @@ async def _rounds(
                 doubled = [i for i, n in counts.items() if n > 1]
                 assert not doubled, f"{name} (from {start}): {len(doubled)} events delivered twice"
                 assert set(counts) == expected, f"{name} (from {start}): lost or extra events"
+
+
+async def test_a_poison_event_for_one_subscriber_does_not_stall_another(
+    real_stack: RealStack,
+) -> None:
+    stack = real_stack
+    s = stack.settings
+    history = metric_events(100)
+    fill(stack.redis, s.stream, history)
+    await wait_until(lambda: log_caught_up(stack.redis, s))
+    live = metric_events(100)
+    poison = {ids_of(history)[40], ids_of(live)[60]}  # one in the catch-up, one live
+    picky = Recorder(fail_on=poison)
+    calm = Recorder()
+    opts = {"max_deliveries": 3, "retry_after": 0.1}
+    async with (
+        subscribed(picky, s, group="picky", options=opts) as picky_sub,
+        subscribed(calm, s, group="calm", options=opts),
+    ):
+        fill(stack.redis, s.stream, live)
+        everything = ids_of(history) + ids_of(live)
+        await wait_until(lambda: len(calm.ids) == len(everything))
+        await wait_until(lambda: stack.redis.xlen(picky_sub.dead_letters) == 2)
+        await wait_until(lambda: len(picky.ids) == len(everything) - 2)
+    assert calm.ids == everything
+    assert picky.ids == [i for i in everything if i not in poison]
+    assert picky.failures == {i: 3 for i in poison}
+    assert stack.redis.xpending(s.stream, "picky")["pending"] == 0
+    letters = stack.redis.xrange(picky_sub.dead_letters)
+    bodies = {decode_stored(f[b"data"]).event_id: f for _, f in letters}
+    assert set(bodies) == poison
+    for fields in bodies.values():
+        assert fields[b"reason"].startswith(b"RuntimeError: poison")
+        assert fields[b"deliveries"] == b"3"
+        assert fields[b"group"] == b"picky"
