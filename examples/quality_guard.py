@@ -129,7 +129,8 @@ class QualityGuard:
         pipeline = await self._pipeline_of_run(run_id)
         if pipeline is None:
             return
-        if not await self.client.sadd(f"{self.prefix}:judged", run_id):
+        judged = f"{self.prefix}:judged"
+        if await self.client.sismember(judged, run_id):
             return  # judged already (a redelivery, or the metric logged twice)
         baseline_key = f"{self.prefix}:baseline:{pipeline}"
         history = [float(v) for v in await self.client.lrange(baseline_key, 0, -1)]
@@ -137,7 +138,10 @@ class QualityGuard:
             baseline = sum(history) / len(history)
             if value < baseline - self.settings.tolerance:
                 self.alert(pipeline, run_id, value, baseline, len(history))
-        async with self.client.pipeline() as pipe:
+        # One MULTI: the run counts in the baseline exactly when it is marked judged. A
+        # crash between the alert and here alerts again on the redelivery (at least once).
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.sadd(judged, run_id)
             pipe.rpush(baseline_key, value)
             pipe.ltrim(baseline_key, -self.settings.window, -1)
             await pipe.execute()
