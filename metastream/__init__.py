@@ -7,7 +7,7 @@ The reference's examples run with only their imports changed::
 
 The public names are loaded when first used (a module ``__getattr__``), so
 ``import metastream`` is cheap, and a process that only consumes or
-subscribes (``metastream.consumer``, ``metastream.subscriber``) never loads
+subscribes (``metastream.consumer``, ``metastream.subscribe``) never loads
 the producer nor registers its exit and fork hooks.
 """
 
@@ -36,6 +36,7 @@ _WHERE = {
     "pipeline": "metastream.pipelines",
     "pipeline_run": "metastream.pipelines",
     "step": "metastream.pipelines",
+    "subscribe": "metastream.subscriptions",
 }
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "pipeline",
     "pipeline_run",
     "step",
+    "subscribe",
 ]
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from metastream.producer import flush
     from metastream.query import Client
     from metastream.schemas import DType, MetadataType, Path, StorageSize, Uri
+    from metastream.subscriptions import subscribe
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,11 @@
-"""For services that subscribe to metastream's events with FastStream.
+"""For services that subscribe to metastream's events with FastStream, by hand.
+
+Most services want :func:`metastream.subscribe` (``metastream.subscriptions``):
+a group of their own that first catches up from the event log (so trimmed
+history reaches them too), then follows the stream with no gap and no
+duplicate, with filters, retries and dead letters (docs/subscribing.md). What
+follows is the bare way, for a FastStream app of your own that only needs
+what is still in the stream:
 
     from faststream.redis import RedisBroker, StreamSub
     from metastream.schemas import AnyEvent

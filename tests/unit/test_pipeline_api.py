@@ -58,6 +58,7 @@ def test_the_public_api_is_exactly_these_names() -> None:
             "pipeline",
             "pipeline_run",
             "step",
+            "subscribe",
         ]
     )
     for name in metastream.__all__:
