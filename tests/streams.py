@@ -72,6 +72,15 @@ def head(db: Path) -> int:
         return 0
 
 
+def views_at_head(db: Path) -> bool:
+    """Whether the projector has applied everything in the log to every view."""
+    try:
+        with Reader(db) as reader:
+            return reader.applied_through() == reader.head()
+    except Exception:  # created but not yet initialised by the consumer
+        return False
+
+
 def pending(client: redis.Redis, stream: str, group: str) -> int:
     return int(client.xpending(stream, group)["pending"])
 
@@ -113,9 +122,13 @@ def stop_stack_left_in(home: Path) -> None:
     stack_file = home / "stack.json"
     if stack_file.exists():
         record = json.loads(stack_file.read_text())
+        pids = [p["pid"] for p in reversed(record.get("processes", []))]
         for key in ("consumer_pid", "server_pid"):
-            if isinstance(record.get(key), int):
-                stop_pid(record[key], timeout=20)
+            if isinstance(record.get(key), int) and record[key] not in pids:
+                pids.append(record[key])
+        for pid in pids:
+            if isinstance(pid, int):
+                stop_pid(pid, timeout=20)
 
 
 def wait_for_sync(

@@ -1,20 +1,29 @@
-"""``metastream bench e2e``: producer and consumer as separate processes, on a real Redis.
+"""``metastream bench e2e``: producer, consumer and projector as separate processes, on Redis.
 
 It starts its own Redis server (the packaged binary, a temporary
-directory) and a consumer process (``python -m metastream consume``), then:
+directory), a consumer process (``python -m metastream consume`` with
+``METASTREAM_PROJECTOR=0``) and a projector process (``python -m
+metastream.projections``), as ``metastream up`` does, then:
 
 1. **calls and throughput**: a producer process logs ``--events`` events of 5
    keys with ``log_metadata`` inside a step, timing every call while its
    sender is busy (``producer_call_median_us``, ``producer_call_p99_us``);
    ``e2e_events_per_s`` is events over the time from the first publish to
-   the last event visible in the views (the log's projections);
+   the last event visible in the views (the projector's checkpoints);
+   ``consumer_events_per_s`` the same to the last event in the log;
 2. **lag**: a producer process publishes at a steady ``--rate`` (50,000/s)
    for ``--seconds``; the lag of an event is the time from its publish to
    its visibility in the views, found by polling the views every 5 ms
    (``lag_p50_ms``, ``lag_p99_ms``, and ``consumed_events_per_s``, what the
    consumer kept up with);
-3. ``raw_xadd_per_s``: redis-py pipelined XADD in chunks of 500 on the same
-   server in the same run: the ceiling of publishing from Python.
+3. ``projector_events_per_s``: the views are emptied and a projector (in
+   this process, nothing else running) rebuilds them from the whole log
+   written by phases 1 and 2: what the projector does when it never waits;
+4. ceilings on the same server in the same run: ``raw_xadd_per_s``,
+   redis-py pipelined XADD in chunks of 500 (publishing from Python), and
+   ``raw_xreadgroup_xack_per_s``, XREADGROUP of 1,000 and one XACK of their
+   ids in a loop over a pre-filled stream (consuming from Python, nothing
+   written anywhere). ``e2e_vs_xadd`` is the first ratio the issue asks for.
 
 Figures are printed, never asserted.
 """
@@ -39,6 +48,9 @@ import redis
 
 from metastream.benchmarks import say
 from metastream.errors import StoreError
+from metastream.eventlog.sqlite import open_connection
+from metastream.projections.follow import follow
+from metastream.projections.projector import Projector
 from metastream.query import Reader
 from metastream.stack.server import RedisServer
 
@@ -102,17 +114,46 @@ def _produce(env: dict[str, str], mode: str, n: int, rate: float) -> subprocess.
 def _throughput(env: dict[str, str], reader: Reader, n: int) -> dict[str, Any]:
     before = _applied(reader)
     producer = _produce(env, "throughput", n, 0)
+    # n metadata events + run started/finished + step started/finished
+    wanted = before + n + 4
+    logged: float | None = None
+    deadline = time.monotonic() + 600
+    while _applied(reader) < wanted:  # the time the log had them all, then the views
+        if logged is None and reader.head() >= wanted:
+            logged = time.time()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {_applied(reader):,} of {wanted:,} events applied")
+        time.sleep(0.002)
+    visible = time.time()
     out, _ = producer.communicate(timeout=600)
     report = json.loads(out)
-    # n metadata events + run started/finished + step started/finished
-    visible = _wait_applied(reader, before + n + 4, timeout=600)
     calls = [c / 1000 for c in report["calls"]]
     return {
         "producer_call_median_us": round(statistics.median(calls), 2),
         "producer_call_p99_us": round(_percentile(calls, 0.99), 2),
         "producer_call_p999_us": round(_percentile(calls, 0.999), 2),
         "e2e_events_per_s": round(n / (visible - report["first"])),
+        "consumer_events_per_s": round(n / ((logged or visible) - report["first"])),
     }
+
+
+def _rebuild(db: Path) -> int:
+    """Empty the views, then time a projector applying the whole log to them (events/s)."""
+    conn = open_connection(db)
+    try:
+        projector = Projector()
+        projector.prepare(conn)
+        projector.reset(conn, projector.projections)
+        head = int(conn.execute("SELECT max(position) FROM log_events").fetchone()[0] or 0)
+    finally:
+        conn.close()
+    projector = Projector()
+    start = time.perf_counter()
+    stats = follow(db, projector=projector, until=lambda: True, idle=0)
+    spent = time.perf_counter() - start
+    if stats.applied != head:
+        raise RuntimeError(f"the projector applied {stats.applied:,} of {head:,} events")
+    return round(head / spent)
 
 
 def _lag(env: dict[str, str], reader: Reader, rate: float, seconds: float) -> dict[str, Any]:
@@ -184,6 +225,31 @@ def _raw_xadd(url: str, n: int = 200_000, chunk: int = 500) -> int:
         client.close()
 
 
+def _raw_xreadgroup_xack(url: str, n: int = 200_000, count: int = 1000) -> int:
+    """XREADGROUP ``count`` entries and XACK them, in a loop: the ceiling of consuming."""
+    client = redis.Redis.from_url(url)
+    stream = f"bench:raw:{uuid.uuid4().hex}"
+    body = os.urandom(180)
+    try:
+        for _ in range(0, n, 500):
+            with client.pipeline(transaction=False) as pipe:
+                for _entry in range(500):
+                    pipe.xadd(stream, {"__data__": body})
+                pipe.execute()
+        client.xgroup_create(stream, "g", id="0")
+        done = 0
+        start = time.perf_counter()
+        while done < n:
+            reply: Any = client.xreadgroup("g", "c", {stream: ">"}, count=count)
+            ids = [entry_id for entry_id, _fields in reply[0][1]]
+            client.xack(stream, "g", *ids)
+            done += len(ids)
+        return round(n / (time.perf_counter() - start))
+    finally:
+        client.delete(stream)
+        client.close()
+
+
 def run(
     events: int = 200_000, *, rate: float = 50_000, seconds: float = 5.0, quiet: bool = False
 ) -> dict[str, Any]:
@@ -192,33 +258,56 @@ def run(
         server.start()
         home = Path(tmp) / "home"
         env = _env(server.url, home, f"bench:{uuid.uuid4().hex}")
+        db = home / "metastream.db"
         consumer = subprocess.Popen(
             [sys.executable, "-m", "metastream", "consume"],
-            env=env,
+            env={**env, "METASTREAM_PROJECTOR": "0"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        projector: subprocess.Popen[bytes] | None = None
         try:
-            with _when_ready(home / "metastream.db", consumer) as reader:
-                say(quiet, f"e2e benchmark: {events:,} events through Redis and a consumer")
+            with _when_ready(db, consumer) as reader:
+                projector = subprocess.Popen(
+                    [sys.executable, "-m", "metastream.projections"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                say(quiet, f"e2e benchmark: {events:,} events: producer, consumer, projector")
                 result = _throughput(env, reader, events)
                 say(quiet, f"  lag at a steady {rate:,.0f} events/s for {seconds:g} s")
                 result.update(_lag(env, reader, rate, seconds))
+            projector.terminate()
+            projector.wait(60)
+            say(quiet, "  the projector rebuilding the views from the whole log")
+            result["projector_events_per_s"] = _rebuild(db)
+            say(quiet, "  ceilings: pipelined XADD, XREADGROUP + XACK")
             result["raw_xadd_per_s"] = _raw_xadd(server.url)
+            result["raw_xreadgroup_xack_per_s"] = _raw_xreadgroup_xack(server.url)
+            result["e2e_vs_xadd"] = round(result["e2e_events_per_s"] / result["raw_xadd_per_s"], 2)
         finally:
-            consumer.terminate()
-            consumer.wait(60)
+            for process in (projector, consumer):
+                if process is not None and process.poll() is None:
+                    process.terminate()
+                    process.wait(60)
             server.stop()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     say(
         quiet,
         f"  producer call   median {result['producer_call_median_us']} µs, "
         f"p99 {result['producer_call_p99_us']} µs   (targets <= 5 and <= 50)\n"
-        f"  end to end      {result['e2e_events_per_s']:>9,} events/s   (target >= 100,000)\n"
+        f"  end to end      {result['e2e_events_per_s']:>9,} events/s   "
+        f"({result['e2e_vs_xadd']}x the pipelined XADD ceiling; target >= 0.9x)\n"
+        f"  consumer        {result['consumer_events_per_s']:>9,} events/s   (into the log)\n"
+        f"  projector       {result['projector_events_per_s']:>9,} events/s   "
+        "(rebuilding every view from the log)\n"
         f"  lag at {rate:,.0f}/s  p50 {result['lag_p50_ms']} ms, p99 {result['lag_p99_ms']} ms "
         f"(target p99 < 1,000); the consumer kept up with "
         f"{result['consumed_events_per_s']:,} events/s\n"
-        f"  raw XADD        {result['raw_xadd_per_s']:>9,} entries/s (redis-py pipelines of 500)",
+        f"  raw XADD        {result['raw_xadd_per_s']:>9,} entries/s (redis-py pipelines of 500)\n"
+        f"  raw XREADGROUP  {result['raw_xreadgroup_xack_per_s']:>9,} entries/s "
+        "(COUNT 1000, then one XACK of their ids)",
     )
     return result
 

@@ -79,7 +79,17 @@ def _optional_modules() -> list[ModuleType]:
     import importlib
 
     found = []
-    for name in ("stack", "consumer", "dead_letters", "demo", "spool", "ui", "schema", "tail"):
+    for name in (
+        "stack",
+        "consumer",
+        "projector",
+        "dead_letters",
+        "demo",
+        "spool",
+        "ui",
+        "schema",
+        "tail",
+    ):
         try:
             found.append(importlib.import_module(f"metastream.cli.{name}"))
         except ModuleNotFoundError as exc:

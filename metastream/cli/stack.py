@@ -178,9 +178,16 @@ def _spool_lines(spool: SpoolStatus | None) -> list[str]:
     return [f"spool      {spool.events:,} events in {spool.files:,} files{oldest}{aside}"]
 
 
+def _projector_lines(status: StackStatus) -> list[str]:
+    if status.projector_pid is None:
+        return []
+    state = "running" if status.projector_alive else "NOT RUNNING (the views do not advance)"
+    return [f"projector  pid {status.projector_pid}  {state}"]
+
+
 def render(status: StackStatus) -> list[str]:
     """``status`` as lines for a terminal (URLs with their password masked)."""
-    lines = _redis_lines(status) + _consumer_lines(status)
+    lines = _redis_lines(status) + _consumer_lines(status) + _projector_lines(status)
     if status.up:
         lines.append(f"stream     {status.stream}  {_n(status.stream_length)} entries")
         if not status.groups:

@@ -8,7 +8,10 @@ importing this module has no side effects.
 What runs, in FastStream's lifecycle order:
 
 * ``on_startup`` (before the broker connects): connect to Redis, create the
-  group at ``0``, open the store (which brings the projections up to date).
+  group at ``0``, open the event log (and create the views' tables, so that
+  readers find them), and, unless ``METASTREAM_PROJECTOR=0``, start the
+  projector as a child process (``python -m metastream.projections``): it
+  follows the log and writes the views, on the other core.
 * the broker starts the batch subscriber: ``XREADGROUP ... COUNT
   max_records`` under this process's own consumer name; each batch is
   handed to a read-ahead queue of one (``readahead.py``) whose worker puts
@@ -20,8 +23,8 @@ What runs, in FastStream's lifecycle order:
   stop; then FastStream stops the subscriber, waiting up to
   ``GRACEFUL_TIMEOUT`` for the batch in hand, which is committed and acked.
 * ``after_shutdown``: the batches read ahead are finished and acked, then the
-  store and the Redis client are closed (an open aiosqlite connection would
-  keep the process alive).
+  log and the Redis client are closed, and the projector child is stopped
+  (SIGTERM: it commits the batch in hand).
 
 Two ways the app ends by itself, handled by :func:`serve`:
 
@@ -43,6 +46,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -67,7 +73,8 @@ from metastream.consumer.reclaim import Reclaimer
 from metastream.consumer.stopped import clear_stop, record_stop
 from metastream.consumer.trim import trim_acked
 from metastream.errors import NotRunning, StoreError
-from metastream.projections import Store
+from metastream.eventlog import SqliteEventLog
+from metastream.projections.projector import Projector
 from metastream.urls import connection_problem
 
 if TYPE_CHECKING:
@@ -79,6 +86,10 @@ GRACEFUL_TIMEOUT: Final = 15.0
 """Seconds a batch in progress may take to finish at shutdown (FastStream's default)."""
 HOUSEKEEPING_INTERVAL: Final = 30.0
 """Seconds between two trims of the stream (and progress lines)."""
+PROJECTOR_ENV: Final = "METASTREAM_PROJECTOR"
+"""``0``: the consumer starts no projector (one runs elsewhere: ``metastream up``, compose)."""
+PROJECTOR_STOP_TIMEOUT: Final = 20.0
+"""Seconds the projector child gets to commit its batch after SIGTERM before SIGKILL."""
 
 
 class Consumer:
@@ -109,7 +120,9 @@ class Consumer:
         self.group_lost = False
         """Whether the subscriber stopped because the consumer group was gone (NOGROUP)."""
         self.client: aredis.Redis | None = None
-        self.store: Store | None = None
+        self.log: SqliteEventLog | None = None
+        self.projector: subprocess.Popen[bytes] | None = None
+        """The projector child process, when this consumer started one."""
         self.ingestor: Ingestor | None = None
         self.reclaimer: Reclaimer | None = None
         self.readahead: ReadAhead | None = None
@@ -170,7 +183,7 @@ class Consumer:
     # -- lifecycle hooks ---------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, create the group at 0, open the store."""
+        """Connect, create the group at 0, open the log, start the projector."""
         settings = self.settings
         client = aredis.Redis.from_url(self.url)
         self.client = client
@@ -180,7 +193,8 @@ class Consumer:
             except (RedisError, OSError) as exc:
                 raise NotRunning(connection_problem(exc, self.url)) from exc
             try:
-                self.store = await Store.open(settings.db)
+                self.log = await SqliteEventLog.open(settings.db)
+                await self.log.db.run(Projector().prepare)
                 identity = DatabaseIdentity(settings.db)
             except OSError as exc:  # e.g. a directory that cannot be created
                 raise StoreError(f"cannot open the database {settings.db}: {exc}") from exc
@@ -191,8 +205,9 @@ class Consumer:
         # What exists now lives as long as the process: keep it out of the
         # collector's passes, which otherwise rescan it while batches churn.
         gc.freeze()
+        self._start_projector()
         self.ingestor = Ingestor(
-            self.store,
+            self.log,
             client,
             settings,
             self.name,
@@ -209,6 +224,36 @@ class Consumer:
             settings.group,
             settings.db,
         )
+
+    def _start_projector(self) -> None:
+        environ = {**os.environ, **(self.environ or {})}
+        if environ.get(PROJECTOR_ENV, "1").strip() == "0":
+            return
+        self.projector = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "metastream.projections",
+                "--db",
+                str(self.settings.db),
+                "--parent",
+                str(os.getpid()),
+            ],
+            stdin=subprocess.DEVNULL,
+            env=environ,
+        )
+        log.info("projector started (pid %d)", self.projector.pid)
+
+    def _stop_projector(self) -> None:
+        process, self.projector = self.projector, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(PROJECTOR_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     async def start_background(self) -> None:
         """Start the reclaim and housekeeping loops (after the subscriber is reading)."""
@@ -251,17 +296,23 @@ class Consumer:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        """Finish the batches read ahead, close the store and the client (idempotent)."""
+        """Finish the batches read ahead, close the log and the client, stop the projector.
+
+        Idempotent.
+        """
         if self.readahead is not None:
             await self.readahead.drain(GRACEFUL_TIMEOUT)
-        store, self.store = self.store, None
+        event_log, self.log = self.log, None
         client, self.client = self.client, None
         try:
-            if store is not None:
-                await store.close()
+            if event_log is not None:
+                await event_log.close()
         finally:
-            if client is not None:
-                await client.aclose()
+            try:
+                if client is not None:
+                    await client.aclose()
+            finally:
+                await asyncio.to_thread(self._stop_projector)
 
     # -- housekeeping ------------------------------------------------------
 
@@ -323,7 +374,7 @@ def build_app(settings: Settings | None = None, **options: Any) -> FastStream:
 
 
 async def serve(consumer: Consumer) -> None:
-    """Run ``consumer`` until SIGINT/SIGTERM; the store is closed however it ends.
+    """Run ``consumer`` until SIGINT/SIGTERM; the log is closed however it ends.
 
     Raises :class:`DatabaseReplaced` if it stopped because its database was
     deleted or replaced; starts it again if its consumer group was lost.

@@ -1,21 +1,21 @@
-"""One batch of stream entries into the event log: decode, dead-letter, ingest, then XACK.
+"""One batch of stream entries into the event log: decode, dead-letter, append, then XACK.
 
 Both ways entries reach the consumer (the FastStream subscriber reading new
 entries, and the reclaim loop taking over entries a dead consumer left
 pending) go through :meth:`Ingestor.process`, so both give the same
 guarantees:
 
-* Each entry is decoded on its own (in the store's thread, with
+* Each entry is decoded on its own (in the database's thread, with
   ``decode_incoming``). One that cannot be decoded, has no ``event_id``,
   holds a metadata value the projections could not use, or has no
   ``__data__`` field, is written to the dead-letter stream with the reason
   and acked, in one MULTI; the rest of the batch goes on.
-* The decodable entries are appended to the log and applied to the
-  projections in one SQLite transaction (``Store.ingest_encoded``,
-  deduplicated by event id), and acked only once that transaction has
-  committed. A crash before the XACK leaves them pending: another consumer
-  (or this one, restarted) reclaims them and the log ignores the events it
-  already has.
+* The decodable entries are appended to the log in one transaction
+  (``EventLog.append_encoded``, deduplicated by event id), and acked only
+  once that transaction has committed. Nothing else is on this path: the
+  projector applies the log to the views in its own process. A crash
+  before the XACK leaves them pending: another consumer (or this one,
+  restarted) reclaims them and the log ignores the events it already has.
 * If the transaction fails, the batch is split until the entries that fail
   alone are found (``isolate.py`` has the rule): only those are
   dead-lettered, each with its real exception as the reason; the rest is
@@ -48,8 +48,7 @@ from metastream.consumer.dead_letters import dead_letter_fields
 from metastream.consumer.entries import DATA_KEY, Entry
 from metastream.consumer.identity import DatabaseIdentity, DatabaseReplaced
 from metastream.consumer.isolate import describe, isolate
-from metastream.eventlog.base import AppendResult
-from metastream.projections import Store
+from metastream.eventlog.base import AppendResult, EventLog
 
 log = logging.getLogger("metastream.consumer")
 
@@ -114,7 +113,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: Store,
+        log: EventLog,
         client: aredis.Redis,
         settings: Settings,
         consumer: str,
@@ -124,7 +123,7 @@ class Ingestor:
         on_stop: Callable[[str], None] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
-        self.store = store
+        self.log = log
         self.client = client
         self.stream = settings.stream
         self.group = settings.group
@@ -143,7 +142,7 @@ class Ingestor:
     ) -> tuple[list[bytes], list[bytes], list[Rejected]]:
         """``(bodies, their entry ids, rejected entries)``; deleted entries are in neither.
 
-        Bodies are decoded later, in the store's thread (``Store.ingest_encoded``).
+        Bodies are decoded later, in the database's thread (``EventLog.append_encoded``).
         """
         bodies: list[bytes] = []
         ids: list[bytes] = []
@@ -210,7 +209,7 @@ class Ingestor:
         async def commit(part: Sequence[int]) -> None:
             nonlocal applied
             self.check_database()
-            result, bad = await self.store.ingest_encoded([bodies[i] for i in part])
+            result, bad = await self.log.append_encoded([bodies[i] for i in part])
             for j, reason in bad:
                 undecodable[part[j]] = reason
             applied = applied or bool(result.new)

@@ -9,7 +9,8 @@ database is locked, the disk is full, the file was deleted) or one or more
   errors (``StoreError``: SQLite's ``OperationalError``, a corrupt or
   closed database, every ``sqlite3.Error`` but ``IntegrityError`` and
   ``DataError``, which come from a row's content), ``OSError``,
-  ``MemoryError``, and the database identity check (``DatabaseReplaced``). On one of them the split
+  ``MemoryError``, and the database identity check (``DatabaseReplaced``,
+  a ``StoreError``); ``eventlog/failures.py`` has the rule. On one of them the split
   stops: what was committed before it stays committed (and is acked), the
   rest is not acked and comes back later (reclaimed after
   ``claim_idle_ms``). A disk that stays full for an hour dead-letters
@@ -40,38 +41,15 @@ this way: it is redelivered each time a consumer reaches it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from metastream.consumer.identity import DatabaseReplaced
-from metastream.errors import StoreError
+from metastream.eventlog.failures import describe, is_environmental
+
+__all__ = ["Isolation", "describe", "is_environmental", "isolate"]
 
 T = TypeVar("T")
-
-_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError)
-
-
-def is_environmental(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database or the machine failed, not the entries."""
-    if isinstance(exc, DatabaseReplaced | OSError | MemoryError):
-        return True
-    if isinstance(exc, StoreError):  # the store failed, unless a row's content made it fail
-        return not isinstance(exc.__cause__, _DATA_ERRORS)
-    cause: BaseException | None = exc
-    while cause is not None:  # StoreError wraps the driver's error as its cause
-        if isinstance(cause, sqlite3.Error):
-            return not isinstance(cause, _DATA_ERRORS)
-        cause = cause.__cause__
-    return False
-
-
-def describe(exc: BaseException) -> str:
-    """The dead-letter reason for an exception: its type and message."""
-    message = str(exc)
-    name = type(exc).__qualname__
-    return f"{name}: {message}" if message else name
 
 
 @dataclass

@@ -4,6 +4,11 @@ The log is append-only and is the system of record. Each appended event gets
 a gapless global *position* (1, 2, 3, ...). Appending an event whose
 ``event_id`` is already in the log is a no-op, so a redelivered event never
 counts twice; ``append`` tells the caller which events were new.
+
+The consumer writes only through :meth:`EventLog.append_encoded` (decode,
+append, commit: its whole write, acked once it returns); the projector and
+the readers read the log by position. A new storage (PostgreSQL next)
+implements this class and passes ``tests/unit/test_eventlog_contract.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import NamedTuple
 
 from metastream.schemas import StoredEvent
+from metastream.schemas.codec import decode_incoming
+
+Undecodable = tuple[int, str]
+"""``(index in the batch, reason)`` of a body that could not be decoded."""
 
 
 class Incoming(NamedTuple):
@@ -63,6 +72,28 @@ class EventLog(abc.ABC):
 
         Must be called inside :meth:`transaction`.
         """
+
+    async def append_encoded(
+        self, bodies: Sequence[bytes]
+    ) -> tuple[AppendResult, list[Undecodable]]:
+        """Decode ``bodies`` off the stream and append those that decode, in one transaction.
+
+        Committed when it returns. Bodies are decoded with ``decode_incoming``
+        (which refuses an event without ``event_id`` and metadata values the
+        projections could not use); those that fail are left out and
+        returned as ``(index, reason)``. Implementations may override this
+        to do it all in one hop to their storage.
+        """
+        good: list[Incoming] = []
+        bad: list[Undecodable] = []
+        for i, body in enumerate(bodies):
+            try:
+                good.append(Incoming(decode_incoming(body), body))
+            except Exception as exc:
+                bad.append((i, f"cannot decode: {exc}"))
+        async with self.transaction():
+            result = await self.append(good)
+        return result, bad
 
     @abc.abstractmethod
     async def read(self, after: int = 0, limit: int = 1000) -> list[LogRecord]:

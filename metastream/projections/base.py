@@ -1,13 +1,14 @@
 """What a projection is, and where the projections keep their checkpoints.
 
-A projection turns log records into view rows. It is applied in the same
-SQLite transaction as the append that produced the records, and its
-checkpoint (the last log position it applied) is written in that same
+A projection turns log records into view rows. The projector
+(``projector.py``) applies it to a batch of records read from the log and
+writes its checkpoint (the last log position it applied) in the same
 transaction, so a view never runs ahead of or behind its checkpoint: after a
 crash, a projection resumes exactly where its rows end.
 
-Projections are synchronous code over a ``sqlite3.Connection``; the store
-runs them in the database's own thread, a batch at a time.
+Projections are synchronous code over a ``sqlite3.Connection``, a batch at a
+time. ``quarantine`` lists the events a projection could not apply and
+skipped (with the reason); it is emptied with the projection's rows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     position INTEGER NOT NULL,
     version  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    projection TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    event_id   BLOB NOT NULL,
+    reason     TEXT NOT NULL,
+    PRIMARY KEY (projection, position)
+) WITHOUT ROWID;
 """
 
 Records = Sequence[tuple[int, StoredEvent]]
@@ -52,6 +60,9 @@ class Projection(abc.ABC):
         """Delete every row of the view (inside the caller's transaction)."""
         for table in self.tables:
             conn.execute(f"DELETE FROM {table}")
+
+    def forget(self) -> None:  # noqa: B027  # optional: most projections keep nothing
+        """Drop what the projection keeps in memory: a transaction it wrote in was rolled back."""
 
     @abc.abstractmethod
     def apply(self, conn: sqlite3.Connection, records: Records) -> None:

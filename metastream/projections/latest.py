@@ -184,6 +184,9 @@ class LatestProjection(Projection):
         # rebuilds, and other processes writing the same file.
         self._registered: dict[int, tuple[str, int, bytes]] = {}
 
+    def forget(self) -> None:
+        self._registered.clear()
+
     def apply(self, conn: sqlite3.Connection, records: Records) -> None:
         has_pending = conn.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None
         batch = self._by_id(conn, records, has_pending)

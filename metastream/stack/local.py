@@ -1,4 +1,4 @@
-"""``metastream up`` / ``down``: a Redis server and a consumer on this machine, no set-up.
+"""``metastream up`` / ``down``: a Redis server, a consumer and a projector on this machine.
 
 What ``up`` leaves under ``METASTREAM_HOME`` (``~/.metastream``, mode 0700;
 every file in it 0600):
@@ -11,19 +11,25 @@ every file in it 0600):
   ``started``; see ``metastream.config.stack_processes``). Producers find
   the stack through it (``config.redis_url``); it is written once every
   process is ready and removed by ``down``;
-* ``consumer.log``: the detached consumer's output;
+* ``consumer.log``: the detached consumer's output; ``projector.log``: the
+  projector's (the process that applies the log to the views);
 * the database, ``metastream.db``, unless ``METASTREAM_DB`` says otherwise.
 
 Redis requires a password generated at each ``up``; it is in ``stack.json``
 only, which other users cannot read, and is masked wherever a URL is shown.
 
-In the foreground, the consumer runs in this very process and the server in
-a session of its own, so that Ctrl-C reaches the consumer only: it finishes
-and acks its batch, and only then is the server stopped. Detached, every
-process is in a session of its own and outlives the command.
+The consumer appends to the event log and acks; the projector, a process
+of its own (``python -m metastream.projections``), follows the log and
+writes the views, so the two use both cores. In the foreground, the
+consumer runs in this very process and the server and the projector in
+sessions of their own, so that Ctrl-C reaches the consumer only: it
+finishes and acks its batch, then the projector is stopped (it commits the
+batch in hand) and the server. Detached, every process is in a session of
+its own and outlives the command.
 
 ``down`` stops the processes in the reverse of the order they started (the
-consumer gracefully with SIGTERM, then the server, which flushes its AOF).
+projector and the consumer gracefully with SIGTERM, then the server, which
+flushes its AOF).
 ``up`` first looks at the last stack file: if its server is gone (Redis
 crashed), whatever else that stack started is stopped before a new stack
 starts, so no consumer is left reading a dead port. A process is signalled
@@ -68,6 +74,11 @@ from metastream.urls import connection_problem, mask_url, scrub
 Say = Callable[[str], None]
 
 CONSUMER_LOG: Final = "consumer.log"
+PROJECTOR_LOG: Final = "projector.log"
+PROJECTOR_ENV: Final = "METASTREAM_PROJECTOR"
+"""``0`` tells a consumer to start no projector of its own (``consumer.app.PROJECTOR_ENV``)."""
+PROJECTOR_READY: Final = "projector (pid {pid}): following"
+"""What the projector logs once it has opened the database and is applying the log."""
 READY_TIMEOUT: Final = 60.0
 """Seconds a detached consumer may take to start reading (imports, catching up the views)."""
 STOP_TIMEOUT: Final = 40.0
@@ -93,6 +104,10 @@ class StackError(MetastreamError, RuntimeError):
 
 def consumer_log(settings: Settings) -> Path:
     return settings.home / CONSUMER_LOG
+
+
+def projector_log(settings: Settings) -> Path:
+    return settings.home / PROJECTOR_LOG
 
 
 def running(settings: Settings) -> dict[str, Any] | None:
@@ -183,24 +198,33 @@ def up_foreground(settings: Settings, say: Say = print) -> None:
 
     server = _start_server(settings, say)
     me = _process("consumer", os.getpid())
+    projector: subprocess.Popen[bytes] | None = None
     try:
-        processes = [_process("server", server.pid or 0), me]
+        projector = _spawn_projector(settings, server.url)
+        processes = [_process("server", server.pid or 0), me, _process("projector", projector.pid)]
         _write_stack_file(settings, _record(settings, server.url, processes))
-        say(f"metastream is up: redis at {mask_url(server.url)}, database {settings.db}")
+        say(
+            f"metastream is up: redis at {mask_url(server.url)}, database {settings.db}, "
+            f"projector pid {projector.pid} (log: {projector_log(settings)})"
+        )
         _warn_env(settings, say)
         say(
-            "consuming in this terminal; Ctrl-C stops the consumer, then redis "
+            "consuming in this terminal; Ctrl-C stops the consumer, the projector, then redis "
             f"(a batch in progress gets up to {GRACEFUL_TIMEOUT:.0f} s to finish)"
         )
-        run(settings.with_(redis_url=server.url))
+        # The stack runs the projector: the consumer starts none of its own.
+        run(settings.with_(redis_url=server.url), environ={**os.environ, PROJECTOR_ENV: "0"})
     finally:
+        if projector is not None:
+            say("stopping the projector ...")
+            stop_pid(projector.pid, STOP_TIMEOUT)
         say("stopping redis ...")
         server.stop()
         _remove_stack_file(settings, me)
         say("metastream is down")
 
 
-def _spawn_consumer(settings: Settings, url: str) -> subprocess.Popen[bytes]:
+def _stack_env(settings: Settings, url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         METASTREAM_HOME=str(settings.home),
@@ -209,6 +233,53 @@ def _spawn_consumer(settings: Settings, url: str) -> subprocess.Popen[bytes]:
         METASTREAM_STREAM=settings.stream,
         METASTREAM_GROUP=settings.group,
     )
+    return env
+
+
+def _spawn_projector(settings: Settings, url: str) -> subprocess.Popen[bytes]:
+    """The stack's projector: ``python -m metastream.projections``, detached, its log its own."""
+    log_fd = open_private_append(projector_log(settings))
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "metastream.projections"],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            env=_stack_env(settings, url),
+            cwd=settings.home,
+            start_new_session=True,
+            umask=UMASK,
+        )
+    finally:
+        os.close(log_fd)
+    _DETACHED.append(process)
+    return process
+
+
+def _wait_projector_ready(
+    settings: Settings, process: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Wait until the projector says it follows the database (it logs so once it has it open)."""
+    path = projector_log(settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(
+                f"the projector exited with code {process.returncode} "
+                f"({_last_line(path) or 'no output'}); see {path}"
+            )
+        try:
+            if PROJECTOR_READY.format(pid=process.pid).encode() in path.read_bytes():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise StackError(f"the projector did not start within {timeout:.0f} s; see {path}")
+
+
+def _spawn_consumer(settings: Settings, url: str) -> subprocess.Popen[bytes]:
+    env = _stack_env(settings, url)
+    env[PROJECTOR_ENV] = "0"  # the stack runs the projector as a process of its own
     log_fd = open_private_append(consumer_log(settings))
     try:
         process = subprocess.Popen(
@@ -267,24 +338,32 @@ def _wait_consumer_ready(
 
 
 def up_detached(settings: Settings, say: Say = print, timeout: float = READY_TIMEOUT) -> None:
-    """Start the server and a consumer process in the background; return once both are ready."""
+    """Start the server, a consumer and a projector in the background; return once all are ready."""
     server = _start_server(settings, say)
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        say("starting the consumer ...")
+        say("starting the consumer and the projector ...")
         process = _spawn_consumer(settings, server.url)
-        try:
-            _wait_consumer_ready(settings, server.url, process, timeout)
-        except BaseException:
-            stop_pid(process.pid, STOP_TIMEOUT)
-            raise
+        started.append(process)
+        _wait_consumer_ready(settings, server.url, process, timeout)
+        projector = _spawn_projector(settings, server.url)
+        started.append(projector)
+        _wait_projector_ready(settings, projector, timeout)
     except BaseException:
+        for p in reversed(started):
+            stop_pid(p.pid, STOP_TIMEOUT)
         server.stop()
         raise
-    processes = [_process("server", server.pid or 0), _process("consumer", process.pid)]
+    processes = [
+        _process("server", server.pid or 0),
+        _process("consumer", process.pid),
+        _process("projector", projector.pid),
+    ]
     _write_stack_file(settings, _record(settings, server.url, processes))
     say(
         f"metastream is up: redis at {mask_url(server.url)} (pid {server.pid}), "
-        f"consumer pid {process.pid} (log: {consumer_log(settings)}), database {settings.db}"
+        f"consumer pid {process.pid} (log: {consumer_log(settings)}), "
+        f"projector pid {projector.pid} (log: {projector_log(settings)}), database {settings.db}"
     )
     _warn_env(settings, say)
 

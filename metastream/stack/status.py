@@ -71,6 +71,9 @@ class StackStatus:
     server_pid: int | None = None
     consumer_pid: int | None = None
     consumer_alive: bool | None = None
+    projector_pid: int | None = None
+    """The stack's projector process (it writes the views), when the stack records one."""
+    projector_alive: bool | None = None
     crashed_stack: list[StackProcess] | None = None
     """The stack file's processes, when the file is there but its server is gone."""
     spool: SpoolStatus | None = None
@@ -88,8 +91,8 @@ class StackStatus:
 
     @property
     def healthy(self) -> bool:
-        """The server answers and, for a local stack, its consumer is alive."""
-        return self.up and self.consumer_alive is not False
+        """The server answers and, for a local stack, its consumer and projector are alive."""
+        return self.up and self.consumer_alive is not False and self.projector_alive is not False
 
 
 def _server_version(info: dict[str, Any]) -> str:
@@ -112,9 +115,7 @@ def _groups(client: redis.Redis, stream: str) -> list[GroupStatus]:
         for c in client.xinfo_consumers(stream, name):
             consumer = c["name"].decode()
             consumers.append(
-                ConsumerStatus(
-                    consumer, int(c["pending"]), int(c["idle"]) / 1000, _gone(consumer)
-                )
+                ConsumerStatus(consumer, int(c["pending"]), int(c["idle"]) / 1000, _gone(consumer))
             )
         lag = group.get("lag")
         out.append(
@@ -149,6 +150,10 @@ def gather(settings: Settings, *, db: Path | None = None) -> StackStatus:
         if consumer is not None:
             status.consumer_pid = consumer.pid
             status.consumer_alive = consumer.alive()
+        projector = stack_process(recorded, "projector")
+        if projector is not None:
+            status.projector_pid = projector.pid
+            status.projector_alive = projector.alive()
         if db is None and isinstance(recorded.get("db"), str):
             status.db = Path(str(recorded["db"]))
         if isinstance(recorded.get("stream"), str):

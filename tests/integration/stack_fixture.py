@@ -35,7 +35,7 @@ from metastream.producer import default
 from metastream.query import Client
 from metastream.schemas import ArtifactVersionRegistered
 from metastream.stack.server import RedisServer
-from tests.streams import start_consumer_process, stop_process, wait_for_sync
+from tests.streams import start_consumer_process, stop_process, views_at_head, wait_for_sync
 
 log_module = importlib.import_module("metastream.pipelines.log")
 
@@ -60,8 +60,9 @@ class RealStack:
 
         The producer is flushed (every event is in the stream), then the
         consumer group must have been delivered the stream's last entry and
-        have nothing pending: the consumer acks only after the transaction
-        that appended the events and applied the projections has committed.
+        have nothing pending (the consumer acks only after the transaction
+        that appended the events has committed), then the projector must
+        have applied the whole log to the views.
         """
         assert metastream.flush(timeout), "the producer could not send everything to Redis"
         stream, group = self.settings.stream, self.settings.group.encode()
@@ -73,6 +74,7 @@ class RealStack:
 
         try:
             wait_for_sync(caught_up, timeout, self.consumer)
+            wait_for_sync(lambda: views_at_head(self.settings.db), timeout, self.consumer)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the consumer's output:\n{self.output()}") from None
 

@@ -15,7 +15,7 @@ import redis
 from metastream.cli import main
 from metastream.config import Settings
 from metastream.consumer import iter_dead_letters, retry_dead_letters
-from metastream.projections import store as store_module
+from metastream.eventlog import sqlite as log_module
 from metastream.query import Reader
 from metastream.schemas.codec import decode_incoming
 from tests.streams import (
@@ -26,6 +26,7 @@ from tests.streams import (
     pending,
     run_events,
     running_consumer,
+    views_at_head,
     wait_for,
 )
 
@@ -49,6 +50,7 @@ async def test_entries_added_to_the_stream_reach_the_views(
         await wait_for(lambda: head(s.db) == 200)
         assert consumer.ingestor is not None
         await wait_for(lambda: pending(redis_client, s.stream, s.group) == 0)
+        await wait_for(lambda: views_at_head(s.db))  # the projector, the consumer's child
     assert_exactly_once(s.db, before + after, redis_client, s)
     with Reader(s.db) as reader:
         run = reader.run("before-start")
@@ -93,7 +95,7 @@ async def test_a_dead_letter_retried_once_the_cause_is_fixed_reaches_the_log(
             raise ValueError("unknown event type")
         return decode_incoming(body)
 
-    monkeypatch.setattr(store_module, "decode_incoming", old_decoder)
+    monkeypatch.setattr(log_module, "decode_incoming", old_decoder)
     fill(redis_client, s.stream, bodies)
     async with running_consumer(s):
         await wait_for(lambda: redis_client.xlen(s.dead_letter_stream) == 1)
@@ -101,7 +103,7 @@ async def test_a_dead_letter_retried_once_the_cause_is_fixed_reaches_the_log(
         (dead,) = iter_dead_letters(redis_client, s.dead_letter_stream)
         assert dead.reason == "cannot decode: unknown event type"
 
-        monkeypatch.setattr(store_module, "decode_incoming", decode_incoming)  # the fixed consumer
+        monkeypatch.setattr(log_module, "decode_incoming", decode_incoming)  # the fixed consumer
         ((retried, new_id),) = retry_dead_letters(redis_client, s.dead_letter_stream, [dead.id])
         assert retried.id == dead.id
         await wait_for(lambda: head(s.db) == 6)
@@ -253,18 +255,18 @@ async def test_a_batch_whose_transaction_fails_is_not_acked_and_comes_back(
     s: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from metastream.errors import StoreError
-    from metastream.projections import Store
+    from metastream.eventlog import SqliteEventLog
 
-    real_ingest = Store.ingest_encoded
+    real_ingest = SqliteEventLog.append_encoded
     failures = []
 
-    async def failing_once(self: Store, bodies: list[bytes]) -> object:
+    async def failing_once(self: SqliteEventLog, bodies: list[bytes]) -> object:
         if not failures:
             failures.append(len(bodies))
             raise StoreError("cannot write to the store: disk I/O error")
         return await real_ingest(self, bodies)
 
-    monkeypatch.setattr(Store, "ingest_encoded", failing_once)
+    monkeypatch.setattr(SqliteEventLog, "append_encoded", failing_once)
     bodies = run_events(50)
     fill(redis_client, s.stream, bodies)
     async with running_consumer(s) as consumer:

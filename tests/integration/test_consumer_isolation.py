@@ -1,9 +1,12 @@
 """Issue 7, findings 4 and 6: one bad entry no longer takes its batch with it.
 
-Through a real Redis and a real SQLite store. "Poison" here is an entry
-that decodes but that the projections reject: the latest view is patched to
-raise on a metadata key named ``poison``, as the dict merge raised on the
-entry of finding 4 (which is now refused at decode: the first test).
+Through a real Redis and a real SQLite log. "Poison" here is an entry that
+decodes but that the log's append raises on: ``eventlog.sqlite.append`` is
+patched to raise on a metadata key named ``poison``, as the dict merge raised
+on the entry of finding 4 when the projections were applied in the
+consumer's transaction (that entry is now refused at decode: the first
+test). The projections are no longer on the consumer's path: an event they
+cannot apply is quarantined by the projector (``test_projector.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from metastream.consumer.entries import entries_of
 from metastream.consumer.group import ensure_group
 from metastream.consumer.ingest import Ingestor
 from metastream.errors import StoreError
-from metastream.projections import Store
-from metastream.projections.latest import LatestProjection
+from metastream.eventlog import SqliteEventLog
+from metastream.eventlog import sqlite as logdb
+from metastream.eventlog.base import AppendResult, Incoming
+from metastream.projections import Projector
 from metastream.schemas import (
     ById,
     MetadataLogged,
@@ -62,18 +67,18 @@ def s(settings: Settings, stream: str, redis_url: str) -> Settings:
 
 @pytest.fixture
 def poisoned() -> Iterator[None]:
-    """The latest view raises on any event that logs the key ``poison``."""
-    real = LatestProjection.apply
+    """The log's append raises on any event that logs the key ``poison``."""
+    real = logdb.append
 
-    def apply(self: LatestProjection, conn: sqlite3.Connection, records: Any) -> None:
-        for _, event in records:
+    def append(conn: sqlite3.Connection, events: Any) -> AppendResult:
+        for event, _ in events:
             if isinstance(event, RawMetadataLogged) and POISON in event.metadata:
                 value = msgspec.msgpack.decode(event.metadata[POISON])
                 raise TypeError(f"cannot merge {POISON!r} of entry {value}")
-        real(self, conn, records)
+        return real(conn, events)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(LatestProjection, "apply", apply)
+        mp.setattr(logdb, "append", append)
         yield
 
 
@@ -146,14 +151,14 @@ async def test_a_dead_lettered_poison_retried_after_the_fix_reaches_the_log(
     bodies = events_with_poison(20, {5})
     fill(redis_client, s.stream, bodies)
     with pytest.MonkeyPatch.context() as mp:
-        real = LatestProjection.apply
+        real = logdb.append
 
-        def apply(self: LatestProjection, conn: sqlite3.Connection, records: Any) -> None:
-            if any(isinstance(e, RawMetadataLogged) and POISON in e.metadata for _, e in records):
+        def append(conn: sqlite3.Connection, events: list[Incoming]) -> AppendResult:
+            if any(isinstance(e, RawMetadataLogged) and POISON in e.metadata for e, _ in events):
                 raise KeyError("a bug in the projection")
-            real(self, conn, records)
+            return real(conn, events)
 
-        mp.setattr(LatestProjection, "apply", apply)
+        mp.setattr(logdb, "append", append)
         async with running_consumer(s):
             await wait_for(lambda: redis_client.xlen(s.dead_letter_stream) == 1)
             await wait_for(lambda: head(s.db) == 19)
@@ -192,10 +197,10 @@ async def test_a_database_that_keeps_failing_dead_letters_nothing(
     a batch whose transaction failed twice.
     """
     s = s.with_(max_deliveries=1)
-    real_ingest = Store.ingest_encoded
+    real_ingest = SqliteEventLog.append_encoded
     failures: list[int] = []
 
-    async def locked_three_times(self: Store, bodies: list[bytes]) -> object:
+    async def locked_three_times(self: SqliteEventLog, bodies: list[bytes]) -> object:
         if len(failures) < 3:
             failures.append(len(bodies))
             try:
@@ -204,7 +209,7 @@ async def test_a_database_that_keeps_failing_dead_letters_nothing(
                 raise StoreError(f"cannot write to the store: {exc}") from exc
         return await real_ingest(self, bodies)
 
-    monkeypatch.setattr(Store, "ingest_encoded", locked_three_times)
+    monkeypatch.setattr(SqliteEventLog, "append_encoded", locked_three_times)
     bodies = events_with_poison(300, set())
     fill(redis_client, s.stream, bodies)
     async with running_consumer(s):
@@ -248,7 +253,8 @@ def batches(draw: st.DrawFn) -> tuple[int, set[int]]:
 async def _ingest_once(s: Settings, db: Path, bodies: list[bytes]) -> tuple[list[bytes], Any]:
     """One batch of ``bodies`` through a real Ingestor; the entry ids."""
     client = aredis.Redis.from_url(str(s.redis_url))
-    store = await Store.open(db)
+    store = await SqliteEventLog.open(db)
+    await store.db.run(Projector().prepare)  # as the consumer does: readers find the views
     try:
         await ensure_group(client, s.stream, s.group)
         ids = []

@@ -17,7 +17,15 @@ from metastream import config
 from metastream.config import Settings
 from metastream.stack.server import pid_alive, stop_pid
 from metastream.urls import mask_url
-from tests.streams import cli, fill, head, run_events, stop_stack_left_in, wait_for_sync
+from tests.streams import (
+    cli,
+    fill,
+    head,
+    run_events,
+    stop_stack_left_in,
+    views_at_head,
+    wait_for_sync,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -43,9 +51,11 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     assert "metastream is up" in started.stdout
     record = json.loads(settings.stack_file.read_text())
     assert set(record) >= {"redis_url", "processes", "db", "stream", "started"}
-    assert [p["role"] for p in record["processes"]] == ["server", "consumer"]
+    assert [p["role"] for p in record["processes"]] == ["server", "consumer", "projector"]
     assert record["server_pid"] == record["processes"][0]["pid"]  # kept for scripts
     assert record["consumer_pid"] == record["processes"][1]["pid"]
+    projector_pid = record["processes"][2]["pid"]
+    assert pid_alive(projector_pid)
     url = record["redis_url"]
     assert not url.endswith(":6379/0")
     shown = mask_url(url)
@@ -69,6 +79,7 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
         fill(client, record["stream"], bodies)
         wait_for_sync(lambda: head(settings.db) == 250, 30)
         wait_for_sync(lambda: client.xpending(record["stream"], "metastream")["pending"] == 0)
+        wait_for_sync(lambda: views_at_head(settings.db), 30)  # the projector's work
     finally:
         client.close()
 
@@ -79,6 +90,7 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     assert url not in out
     assert "up (valkey" in out or "up (redis" in out
     assert f"consumer   pid {record['consumer_pid']}  running" in out
+    assert f"projector  pid {projector_pid}  running" in out
     assert "metastream:events  250 entries" in out
     assert "group metastream  lag 0  pending 0  consumers 1" in out
     assert "metastream:dead  0 entries" in out
@@ -89,8 +101,10 @@ def test_up_detach_status_and_down(stack_home: Path) -> None:
     stopped = cli("down")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert stopped.stdout.index("stopping the consumer") < stopped.stdout.index("stopping redis")
+    assert f"stopping the projector (pid {projector_pid})" in stopped.stdout
     assert not settings.stack_file.exists()
     assert not pid_alive(record["consumer_pid"])
+    assert not pid_alive(projector_pid)
     assert not pid_alive(record["server_pid"])
     assert config.redis_url(Settings.from_env()) is None
     assert "shut down gracefully" in (stack_home / "consumer.log").read_text()

@@ -94,6 +94,16 @@ class EventLogContract:
             result = await log.append(events)
         assert result.first == 2
 
+    async def test_append_encoded_commits_what_decodes_and_names_the_rest(
+        self, log: EventLog
+    ) -> None:
+        good = [e.body for e in incoming(run_started("a"), run_started("b"))]
+        result, bad = await log.append_encoded([good[0], b"\xc1", good[1], b"", good[0]])
+        assert [i for i, _ in bad] == [1, 3]
+        assert all(reason.startswith("cannot decode") for _, reason in bad)
+        assert (result.first, len(result.new), result.duplicates) == (1, 2, 1)
+        assert [r.body for r in await log.read()] == good  # committed: readable at once
+
 
 class TestMemoryEventLog(EventLogContract):
     @pytest.fixture

@@ -5,20 +5,31 @@
 * The latest-value view depends only on the set of events, not on the
   order in which they arrive (references by id or exact name; a prefix
   deliberately means "what existed when it was logged").
+* A projector following a growing log, in any chunk sizes, killed in the
+  middle of any transaction and restarted with nothing in memory, gives
+  the views of a replay; an event a projection cannot apply is quarantined,
+  the same ones live and in the replay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import sqlite3
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metastream.projections import Store
+from metastream.errors import StoreError
+from metastream.eventlog import sqlite as logdb
+from metastream.eventlog.sqlite import open_connection
+from metastream.projections import LatestProjection, Projector, RegistryProjection, Store
+from metastream.projections.projector import transaction
 from metastream.schemas import (
     ArtifactByName,
     ArtifactVersionRegistered,
@@ -30,12 +41,15 @@ from metastream.schemas import (
     StepByName,
     StepStarted,
     StorageSize,
+    StoredEvent,
     Uri,
+    decode_stored,
     new_id,
     prepare_metadata,
 )
+from metastream.schemas.codec import RawMetadataLogged
 from tests.events import incoming
-from tests.unit.views import dump
+from tests.unit.views import VIEW_TABLES, dump
 
 RUNS = ["run-a", "run-b"]
 STEPS = ["load", "train"]
@@ -144,3 +158,134 @@ def test_the_latest_view_does_not_depend_on_arrival_order(
     assert any_order["latest"] == in_order["latest"]
     assert any_order["pending"] == []
     assert any_order["rejections"] == []
+
+
+# -- the projector: following a growing log, crashing, quarantining --------------
+
+POISON_KEY = "b"
+
+
+class CrashingLatest(LatestProjection):
+    """The latest view, raising "disk I/O error" (environmental) on its ``crash_at``-th call.
+
+    Its rows are written first: the crash comes mid-transaction, as a
+    SIGKILL would, and must leave nothing behind.
+    """
+
+    def __init__(self, crash_at: int | None = None, poison: bool = False) -> None:
+        super().__init__()
+        self.calls = 0
+        self.crash_at = crash_at
+        self.poison = poison
+
+    def apply(self, conn: sqlite3.Connection, records: Any) -> None:
+        if self.poison:  # a bug that meets some events: they must be quarantined, the same always
+            for _, event in records:
+                if isinstance(event, RawMetadataLogged) and POISON_KEY in event.metadata:
+                    if isinstance(msgspec.msgpack.decode(event.metadata[POISON_KEY]), float):
+                        raise TypeError(f"cannot apply {POISON_KEY!r}")
+        super().apply(conn, records)
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise sqlite3.OperationalError("disk I/O error")
+
+
+def _projector(crash_at: int | None, poison: bool) -> Projector:
+    return Projector([RegistryProjection(), CrashingLatest(crash_at, poison)])
+
+
+def follow_with_crashes(
+    path: Path,
+    events: list[Event],
+    cuts: list[int],
+    chunks: list[int],
+    crashes: list[int],
+    poison: bool,
+) -> None:
+    """Append in ``cuts`` (as the consumer would); after each append the projector steps in
+    ``chunks``, and a projector process "dies" mid-transaction at each of ``crashes`` (its
+    transaction rolled back, a new projector with nothing in memory takes over)."""
+    conn = open_connection(path)
+    try:
+        crash_plan = list(crashes)
+        projector = _projector(crash_plan.pop(0) if crash_plan else None, poison)
+        projector.prepare(conn)
+        chunk_sizes = itertools.cycle(chunks or [1000])
+        start = 0
+        for cut in [*sorted(set(cuts)), len(events)]:
+            if not start < cut <= len(events):
+                continue
+            with transaction(conn):
+                logdb.append(conn, incoming(*events[start:cut]))
+            start = cut
+            while True:
+                try:
+                    read, _ = projector.step(conn, next(chunk_sizes))
+                except StoreError:
+                    raise
+                except sqlite3.OperationalError:
+                    assert not conn.in_transaction  # rolled back
+                    projector = _projector(crash_plan.pop(0) if crash_plan else None, poison)
+                    continue
+                if not read:
+                    break
+    finally:
+        conn.close()
+
+
+def replay_sync(path: Path, poison: bool) -> None:
+    conn = open_connection(path)
+    try:
+        projector = _projector(None, poison)
+        projector.reset(conn, projector.projections)
+        while projector.step(conn)[0]:
+            pass
+    finally:
+        conn.close()
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    events=histories(),
+    poison=st.booleans(),
+)
+def test_a_projector_following_the_log_crashing_anywhere_gives_the_views_of_a_replay(
+    data: st.DataObject, events: list[Event], poison: bool
+) -> None:
+    shuffled = data.draw(st.permutations(events))
+    cuts = data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+    chunks = data.draw(st.lists(st.integers(1, 12), max_size=4))
+    crashes = data.draw(st.lists(st.integers(1, 4), max_size=3))
+    tables = (*VIEW_TABLES, "quarantine", "checkpoints")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.db"
+        follow_with_crashes(path, shuffled, cuts, chunks, crashes, poison)
+        followed = dump(path, tables)
+        replay_sync(path, poison)
+        replayed = dump(path, tables)
+        log = _log(path)
+    assert followed == replayed
+    assert {name for name, _, _ in followed["checkpoints"]} == {"registry", "latest"}
+    assert all(position == len(events) for _, position, _ in followed["checkpoints"])
+    quarantined = {row[1] for row in followed["quarantine"]}
+    if not poison:
+        assert quarantined == set()
+    else:  # exactly the events the bug meets, and nothing else
+        expected = {
+            position
+            for position, event in log
+            if isinstance(event, RawMetadataLogged)
+            and POISON_KEY in event.metadata
+            and isinstance(msgspec.msgpack.decode(event.metadata[POISON_KEY]), float)
+        }
+        assert quarantined == expected
+
+
+def _log(path: Path) -> list[tuple[int, StoredEvent]]:
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT position, body FROM log_events ORDER BY position").fetchall()
+    finally:
+        db.close()
+    return [(position, decode_stored(body)) for position, body in rows]

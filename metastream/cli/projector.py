@@ -1,0 +1,94 @@
+"""``metastream project``: run the projector (the views follow the event log) until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from metastream.cli.common import echo
+from metastream.cli.common import settings as settings_of
+from metastream.errors import StoreError
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "project",
+        help="keep the views up to date with the event log (runs until stopped)",
+        description=(
+            "Follow the event log and apply it to the views, a batch per transaction, from "
+            "their checkpoints. `metastream up` runs one; so does `metastream consume`, as "
+            "its child, unless METASTREAM_PROJECTOR=0. Several may run at once."
+        ),
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=project)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default: INFO)",
+    )
+    parser.add_argument(
+        "--quarantined",
+        action="store_true",
+        help="list the events a projection could not apply (and skipped), then exit",
+    )
+    parser.add_argument("--parent", type=int, help=argparse.SUPPRESS)
+
+
+def project(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    if args.quarantined:
+        return _list_quarantined(settings.db)
+    from metastream.projections.follow import run
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level), format=LOG_FORMAT, stream=sys.stderr
+    )
+    run(settings.db, parent=args.parent)
+    return 0
+
+
+def _list_quarantined(db: Any) -> int:
+    from metastream.projections.projector import quarantined
+
+    if not db.exists():
+        raise StoreError(f"no metastream database at {db}")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        try:
+            found = quarantined(conn)
+        except sqlite3.OperationalError:  # no views yet
+            found = []
+    finally:
+        conn.close()
+    if not found:
+        echo("no event was quarantined")
+        return 0
+    for q in found:
+        event_id = uuid.UUID(bytes=bytes(q.event_id))
+        echo(f"position {q.position}  event {event_id}  {q.projection}: {q.reason}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m metastream.projections``: ``project`` without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="python -m metastream.projections")
+    parser.add_argument("--db", help="the SQLite database")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return project(args)
+    except StoreError as exc:
+        print(f"metastream: {exc}", file=sys.stderr)
+        return 1
