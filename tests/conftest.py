@@ -69,7 +69,7 @@ def settings(home: Path) -> Settings:
 
 @pytest.fixture(autouse=True)
 def _no_open_sqlite_connections() -> Iterator[None]:
-    """Fail the test that leaves an aiosqlite connection open.
+    """Fail the test that leaves a database connection's thread open (``eventlog.Database``).
 
     Its worker thread is not a daemon: left open, it hangs pytest at exit,
     far from the test that caused it.
@@ -81,7 +81,8 @@ def _no_open_sqlite_connections() -> Iterator[None]:
         return {
             t
             for t in threading.enumerate()
-            if t.is_alive() and "_connection_worker_thread" in t.name
+            if t.is_alive()
+            and ("_connection_worker_thread" in t.name or t.name.startswith("metastream-db"))
         }
 
     before = workers()
@@ -89,7 +90,7 @@ def _no_open_sqlite_connections() -> Iterator[None]:
     deadline = time.monotonic() + 2.0
     while (leaked := workers() - before) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not leaked, f"the test left {len(leaked)} aiosqlite connection(s) open"
+    assert not leaked, f"the test left {len(leaked)} database connection(s) open"
 
 
 @pytest.fixture(autouse=True)
