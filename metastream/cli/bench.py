@@ -44,6 +44,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--runs", type=int, default=10_000, metavar="N", help="runs in the list")
     u.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
     u.set_defaults(handler=_ui)
+    s = which.add_parser(
+        "subscribe",
+        help="a subscriber: catch-up from a large log, live following, XADD-to-handler delay",
+    )
+    s.add_argument(
+        "--events", type=int, default=1_000_000, metavar="N", help="events in the log (1,000,000)"
+    )
+    s.add_argument("--live", type=int, default=100_000, metavar="M", help="events followed live")
+    s.add_argument("--delays", type=int, default=5_000, metavar="K", help="events timed one by one")
+    s.add_argument("--rate", type=float, default=2_000, help="events/s while timing the delay")
+    s.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
+    s.set_defaults(handler=_subscribe)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -90,3 +102,11 @@ def _ui(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise ValueError("--runs must be at least 1")
     return ui.main(args.json, args.runs)
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from metastream.benchmarks import subscribe
+
+    if min(args.events, args.live, args.delays) < 1 or args.rate <= 0:
+        raise ValueError("--events, --live, --delays and --rate must be positive")
+    return subscribe.main(args.events, args.live, args.delays, args.rate, args.json)

@@ -170,6 +170,7 @@ class Subscription:
             await self.follower.handle(entries)
 
         subscriber(on_entries)
+        self._subscriber = subscriber
         self.app = FastStream(
             self.broker,
             logger=logging.getLogger("metastream.faststream"),
@@ -242,6 +243,9 @@ class Subscription:
         self.started.set()
 
     async def _stop_retries(self) -> None:
+        # The subscriber first: its read in flight is cancelled, not cut by the broker
+        # closing its connections (which FastStream would log as a fetch error).
+        await self._subscriber.stop()
         if self.follower is not None:
             self.follower.stop()
         tasks, self._tasks = self._tasks, []
