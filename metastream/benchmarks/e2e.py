@@ -79,8 +79,12 @@ print(json.dumps({"first": first, "published": published, "calls": sorted(calls)
 """
 
 
+PASSED_ON = ("METASTREAM_MAX_RECORDS",)
+"""Settings of the caller's environment the benchmark's processes get (to size batches)."""
+
+
 def _env(url: str, home: Path, stream: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METASTREAM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METASTREAM_") or k in PASSED_ON}
     env.update(METASTREAM_REDIS_URL=url, METASTREAM_HOME=str(home), METASTREAM_STREAM=stream)
     return env
 

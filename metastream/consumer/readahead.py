@@ -1,13 +1,13 @@
 """Reading the next batch while the current one is written: one batch of read-ahead.
 
 FastStream reads the next batch only once the handler returns. If the
-handler waited for the SQLite transaction, Redis reads (~6 ms per 1,000
-entries, parsed by redis-py) and SQLite writes (~20 ms, in aiosqlite's
-thread) would take turns. Instead the handler hands the batch to a queue of
-one and returns; a single worker task processes batches in order. Measured
-on 100k events (2 cores, both free): ~29k entries/s without read-ahead,
-~37k with it, a deeper queue no faster; with another process busy on one
-core the two threads cannot overlap and it gains nothing (nor costs).
+handler waited for the SQLite transaction, the XREADGROUP round trip and
+the SQLite write would take turns. Instead the handler hands the batch to a
+queue of one and returns; FastStream sends the next XREADGROUP, and a
+single worker task appends batches in order while Redis's reply waits in
+the socket. Measured on 100k events (2 cores, both free, when the log was
+written in aiosqlite's thread): ~29k entries/s without read-ahead, ~37k
+with it, a deeper queue no faster.
 
 Nothing changes for the guarantees: entries are still acked only after
 their transaction commits (in the worker); a batch waiting in the queue is

@@ -26,14 +26,22 @@ THREAD_NAME: Final = "metastream-db"
 class Database:
     """A ``sqlite3.Connection`` used only from its own thread, awaited from an event loop."""
 
-    def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+    def __init__(self, executor: ThreadPoolExecutor | None, conn: sqlite3.Connection) -> None:
         self._executor = executor
         self.conn = conn
         self.closed = False
 
     @classmethod
-    async def open(cls, factory: Callable[[], sqlite3.Connection]) -> Database:
-        """Run ``factory()`` in a new thread; that thread then serves every call."""
+    async def open(
+        cls, factory: Callable[[], sqlite3.Connection], *, inline: bool = False
+    ) -> Database:
+        """Run ``factory()`` in a new thread; that thread then serves every call.
+
+        ``inline``: no thread; every call runs in the caller's thread and blocks
+        its event loop meanwhile (see ``SqliteEventLog.open`` for when that wins).
+        """
+        if inline:
+            return cls(None, factory())
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
         loop = asyncio.get_running_loop()
         try:
@@ -47,6 +55,8 @@ class Database:
         """``fn(connection, *args)`` in the connection's thread."""
         if self.closed:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        if self._executor is None:
+            return fn(self.conn, *args)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, self.conn, *args)
 
@@ -62,6 +72,9 @@ class Database:
         if self.closed:
             return
         self.closed = True
+        if self._executor is None:
+            self.conn.close()
+            return
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self.conn.close)

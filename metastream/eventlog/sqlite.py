@@ -112,11 +112,11 @@ def open_connection(
 
 
 async def connect(
-    path: str | Path, *, readonly: bool = False, synchronous: str = "FULL"
+    path: str | Path, *, readonly: bool = False, synchronous: str = "FULL", inline: bool = False
 ) -> Database:
-    """:func:`open_connection` in a :class:`Database` thread of its own."""
+    """:func:`open_connection` in a :class:`Database` thread of its own (or ``inline``)."""
     return await Database.open(
-        lambda: open_connection(path, readonly=readonly, synchronous=synchronous)
+        lambda: open_connection(path, readonly=readonly, synchronous=synchronous), inline=inline
     )
 
 
@@ -277,9 +277,16 @@ class SqliteEventLog(EventLog):
         self.db = db
 
     @classmethod
-    async def open(cls, path: str | Path, *, synchronous: str = "FULL") -> SqliteEventLog:
-        """The log at ``path`` (created if missing), in a database thread of its own."""
-        return cls(await connect(path, synchronous=synchronous))
+    async def open(
+        cls, path: str | Path, *, synchronous: str = "FULL", inline: bool = False
+    ) -> SqliteEventLog:
+        """The log at ``path`` (created if missing), in a database thread of its own.
+
+        ``inline``: the caller's thread runs the SQL, blocking its event loop
+        for the length of a call (see ``consumer/app.py`` for why the consumer
+        does so).
+        """
+        return cls(await connect(path, synchronous=synchronous, inline=inline))
 
     async def _run(self, action: str, fn: Callable[..., T], *args: Any) -> T:
         with translated(action):
