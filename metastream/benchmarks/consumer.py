@@ -5,7 +5,9 @@
 Starts its own Redis server (the packaged binary, a free port, a temporary
 directory), fills a stream with pipelined XADDs of the synthetic mix the replay
 benchmark uses (``synthetic.generate``), then times a consumer
-from its start until every entry is committed, projected and acked. Not a
+from its start until every entry is committed to the log and acked (the
+consumer alone: no projector, ``METASTREAM_PROJECTOR=0``; the projector's
+rate is ``projector_events_per_s`` of ``metastream bench e2e``). Not a
 test. Figures are printed, never asserted.
 """
 
@@ -34,7 +36,7 @@ def events(n: int) -> list[bytes]:
 
 
 async def consume(settings: Settings, n: int) -> float:
-    consumer = Consumer(settings, housekeeping_interval=3600)
+    consumer = Consumer(settings, housekeeping_interval=3600, environ={"METASTREAM_PROJECTOR": "0"})
     async with consumer.app:
         started = time.perf_counter()
         while consumer.ingestor is None or consumer.ingestor.stats.entries < n:  # noqa: ASYNC110
