@@ -7,6 +7,7 @@ exactly what it made. ``metastream:events`` and group ``alerts`` give::
     metastream:events:sub:alerts:seen   set: event ids delivered by the catch-up that
                                         the group may deliver again (state.py)
     metastream:events:sub:alerts:runs   hash: run -> pipeline (knowledge.py)
+    metastream:events:sub:alerts:lock   string: held during the switch-over
     metastream:events:dead:alerts       stream: the group's dead letters
 
 Keys are per stream because one Redis may carry several streams (tests do).
@@ -28,6 +29,11 @@ class SubscriptionKeys:
         return f"{self.stream}:sub:{self.group}"
 
     @property
+    def lock(self) -> str:
+        """String: held by the process doing the group's switch-over."""
+        return f"{self.state}:lock"
+
+    @property
     def seen(self) -> str:
         """Set: ids of events the catch-up delivered that the group may hold too."""
         return f"{self.state}:seen"
@@ -44,4 +50,4 @@ class SubscriptionKeys:
 
     def all(self) -> tuple[str, ...]:
         """Every key but the dead letters (kept until read)."""
-        return (self.state, self.seen, self.runs)
+        return (self.state, self.seen, self.runs, self.lock)

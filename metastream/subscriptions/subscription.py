@@ -38,6 +38,8 @@ from metastream.subscriptions.switchover import CatchUp, Start, prepare
 log = logging.getLogger("metastream.subscriptions")
 
 GRACEFUL_TIMEOUT: Final = 15.0
+LOCK_SECONDS: Final = 60.0
+"""How long the switch-over's lock outlives a process that died holding it."""
 RETRY_AFTER_ENV: Final = "METASTREAM_SUBSCRIBE_RETRY_AFTER"
 
 
@@ -113,8 +115,6 @@ class Subscription:
         history: str | Path | History | None = None,
         options: SubscribeOptions | None = None,
     ) -> None:
-        if not group or group == (options and options.log_group) or group == constants.GROUP:
-            raise ValueError(f"choose a group of your own, not {group!r}")
         if not (from_ in ("start", "now") or (isinstance(from_, int) and from_ >= 0)):
             raise ValueError(f"from_ must be 'start', 'now' or a log position, not {from_!r}")
         options = options or SubscribeOptions()
@@ -133,6 +133,8 @@ class Subscription:
         self.options = options
         self.keys = SubscriptionKeys(options.stream or settings.stream, group)
         self.log_group = options.log_group or settings.group
+        if not group or group in (self.log_group, constants.GROUP):
+            raise ValueError(f"choose a consumer group of your own, not {group!r}")
         self.consumer = options.consumer or consumer_name()
         self._history_spec = history
         self._settings = settings
@@ -205,19 +207,31 @@ class Subscription:
                 dead_letters=self.keys.dead_letters,
             )
             history = _history(self._history_spec, self._settings, options.token)
-            state = await prepare(client, self.keys, self.log_group, history, self.from_)
-            if state.stage == "catchup":
-                assert history is not None
-                self.catch_up = CatchUp(
-                    client,
-                    self.keys,
-                    history,
-                    deliverer,
-                    self.filter,
-                    knowledge,
-                    options.max_deliveries,
-                )
-                await self.catch_up.run(state)
+            # One process of the group does the switch-over; others started with it wait
+            # here, then find the group live. The lock expires if its holder dies.
+            lock = client.lock(self.keys.lock, timeout=LOCK_SECONDS, sleep=0.1)
+            await lock.acquire()
+            try:
+                state = await prepare(client, self.keys, self.log_group, history, self.from_)
+                if state.stage == "catchup":
+                    if history is None:
+                        raise ValueError(
+                            f"the group {self.group!r} is catching up from the event log: "
+                            "give history= (the events feed's URL or the database file)"
+                        )
+                    self.catch_up = CatchUp(
+                        client,
+                        self.keys,
+                        history,
+                        deliverer,
+                        self.filter,
+                        knowledge,
+                        options.max_deliveries,
+                        on_page=lock.reacquire,
+                    )
+                    await self.catch_up.run(state)
+            finally:
+                await lock.release()
             self.state = state
             self.follower = Follower(
                 client,

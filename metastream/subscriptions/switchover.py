@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypeAlias
 
 import redis.asyncio as aredis
@@ -191,7 +192,10 @@ class CatchUp:
         event_filter: EventFilter,
         knowledge: RunKnowledge | None,
         max_deliveries: int,
+        on_page: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
+        self.on_page = on_page
+        """Called after each page (the subscription renews its lock)."""
         self.client = client
         self.keys = keys
         self.history = history
@@ -223,6 +227,8 @@ class CatchUp:
                 await self.knowledge.save(self.client)
             state.after = items[-1].position
             await self.client.hset(self.keys.state, "after", str(state.after))
+            if self.on_page is not None:
+                await self.on_page()
         state.stage = "live"
         await self.client.hset(self.keys.state, "stage", "live")
         log.info(

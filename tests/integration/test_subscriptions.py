@@ -172,3 +172,29 @@ async def test_a_poison_event_for_one_subscriber_does_not_stall_another(
         assert fields[b"reason"].startswith(b"RuntimeError: poison")
         assert fields[b"deliveries"] == b"3"
         assert fields[b"group"] == b"picky"
+
+
+async def test_two_processes_of_a_new_group_catch_up_once(real_stack: RealStack) -> None:
+    stack = real_stack
+    s = stack.settings
+    history = metric_events(2000)
+    fill(stack.redis, s.stream, history)
+    await wait_until(lambda: log_caught_up(stack.redis, s))
+    first, second = Recorder(), Recorder()
+    async with AsyncExitStack() as running:
+        await asyncio.gather(
+            *(
+                running.enter_async_context(
+                    subscribed(r, s, group="replicas", options={"consumer": f"replica-{i}"})
+                )
+                for i, r in enumerate((first, second))
+            )
+        )
+        live = metric_events(300)
+        fill(stack.redis, s.stream, live)
+        everything = ids_of(history) + ids_of(live)
+        await settle(lambda: len(first.ids) + len(second.ids) >= len(everything))
+        await asyncio.sleep(0.1)  # anything doubled arrives meanwhile
+    delivered = first.counts() + second.counts()
+    assert set(delivered) == set(everything)
+    assert max(delivered.values()) == 1
