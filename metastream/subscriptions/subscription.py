@@ -32,13 +32,14 @@ from metastream.subscriptions.follow import Follower
 from metastream.subscriptions.history import History, open_history
 from metastream.subscriptions.keys import SubscriptionKeys
 from metastream.subscriptions.knowledge import RunKnowledge
+from metastream.subscriptions.lock import SwitchLock
 from metastream.subscriptions.state import SwitchState
 from metastream.subscriptions.switchover import CatchUp, Start, prepare
 
 log = logging.getLogger("metastream.subscriptions")
 
 GRACEFUL_TIMEOUT: Final = 15.0
-LOCK_SECONDS: Final = 60.0
+LOCK_SECONDS: Final = 30.0
 """How long the switch-over's lock outlives a process that died holding it."""
 RETRY_AFTER_ENV: Final = "METASTREAM_SUBSCRIBE_RETRY_AFTER"
 
@@ -208,8 +209,8 @@ class Subscription:
             )
             history = _history(self._history_spec, self._settings, options.token)
             # One process of the group does the switch-over; others started with it wait
-            # here, then find the group live. The lock expires if its holder dies.
-            lock = client.lock(self.keys.lock, timeout=LOCK_SECONDS, sleep=0.1)
+            # here, then find the group live (lock.py: a dead holder is replaced).
+            lock = SwitchLock(client, self.keys.lock, self.consumer, LOCK_SECONDS)
             await lock.acquire()
             try:
                 state = await prepare(client, self.keys, self.log_group, history, self.from_)
@@ -227,7 +228,7 @@ class Subscription:
                         self.filter,
                         knowledge,
                         options.max_deliveries,
-                        on_page=lock.reacquire,
+                        on_page=lock.renew,
                     )
                     await self.catch_up.run(state)
             finally:
