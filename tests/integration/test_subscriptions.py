@@ -95,7 +95,7 @@ async def _rounds(
     stack: RealStack, rng: random.Random, published: list[bytes], feed: BackgroundServer
 ) -> None:
     s = stack.settings
-    for round_ in range(4):
+    for round_ in range(6):
         subscribers: list[tuple[str, int, Recorder]] = []
         async with AsyncExitStack() as running:
 
