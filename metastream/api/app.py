@@ -14,7 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from metastream.api import errors, pages, routes
+from metastream.api import asyncapi, errors, pages, routes
 from metastream.api.live import Committed
 from metastream.api.readers import Readers
 from metastream.api.security import ASGIApp, with_headers, with_token
@@ -46,6 +46,7 @@ def create_app(db: str | Path, *, token: str | None = None, poll_interval: float
         route_handlers=[
             routes.router(),
             pages.router(),
+            asyncapi.get_asyncapi,
             create_static_files_router(path="/static", directories=[STATIC], name="static"),
         ],
         state=State({"readers": readers, "committed": committed, "token": token}),
