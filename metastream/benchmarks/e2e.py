@@ -19,6 +19,9 @@ metastream.projections``), as ``metastream up`` does, then:
 3. ``projector_events_per_s``: the views are emptied and a projector (in
    this process, nothing else running) rebuilds them from the whole log
    written by phases 1 and 2: what the projector does when it never waits;
+   ``cpu_us_per_event``: CPU time (user + system) each process spent in
+   phase 1, per event: the producer, Redis, the consumer, the projector.
+   Their sum over the machine's cores bounds what end to end can reach;
 4. ceilings on the same server in the same run: ``raw_xadd_per_s``,
    redis-py pipelined XADD in chunks of 500 (publishing from Python), and
    ``raw_xreadgroup_xack_per_s``, XREADGROUP of 1,000 and one XACK of their
@@ -115,8 +118,19 @@ def _produce(env: dict[str, str], mode: str, n: int, rate: float) -> subprocess.
     )
 
 
-def _throughput(env: dict[str, str], reader: Reader, n: int) -> dict[str, Any]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _throughput(
+    env: dict[str, str], reader: Reader, n: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    """Phase 1; ``pids``: the processes whose CPU time per event is reported beside."""
     before = _applied(reader)
+    cpu = {role: _cpu_s(pid) for role, pid in pids.items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     producer = _produce(env, "throughput", n, 0)
     # n metadata events + run started/finished + step started/finished
     wanted = before + n + 4
@@ -129,10 +143,14 @@ def _throughput(env: dict[str, str], reader: Reader, n: int) -> dict[str, Any]:
             raise TimeoutError(f"only {_applied(reader):,} of {wanted:,} events applied")
         time.sleep(0.002)
     visible = time.time()
+    spent = {role: _cpu_s(pid) - cpu[role] for role, pid in pids.items()}
     out, _ = producer.communicate(timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent["producer"] = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     report = json.loads(out)
     calls = [c / 1000 for c in report["calls"]]
     return {
+        "cpu_us_per_event": {role: round(s / n * 1e6, 2) for role, s in sorted(spent.items())},
         "producer_call_median_us": round(statistics.median(calls), 2),
         "producer_call_p99_us": round(_percentile(calls, 0.99), 2),
         "producer_call_p999_us": round(_percentile(calls, 0.999), 2),
@@ -279,7 +297,10 @@ def run(
                     stderr=subprocess.DEVNULL,
                 )
                 say(quiet, f"e2e benchmark: {events:,} events: producer, consumer, projector")
-                result = _throughput(env, reader, events)
+                pids = {"consumer": consumer.pid, "projector": projector.pid}
+                if server.pid:
+                    pids["redis"] = server.pid
+                result = _throughput(env, reader, events, pids)
                 say(quiet, f"  lag at a steady {rate:,.0f} events/s for {seconds:g} s")
                 result.update(_lag(env, reader, rate, seconds))
             projector.terminate()
@@ -297,6 +318,7 @@ def run(
                     process.wait(60)
             server.stop()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    cpu_line = ", ".join(f"{k} {v}" for k, v in result["cpu_us_per_event"].items())
     say(
         quiet,
         f"  producer call   median {result['producer_call_median_us']} µs, "
@@ -309,6 +331,7 @@ def run(
         f"  lag at {rate:,.0f}/s  p50 {result['lag_p50_ms']} ms, p99 {result['lag_p99_ms']} ms "
         f"(target p99 < 1,000); the consumer kept up with "
         f"{result['consumed_events_per_s']:,} events/s\n"
+        f"  CPU per event   {cpu_line} (µs)\n"
         f"  raw XADD        {result['raw_xadd_per_s']:>9,} entries/s (redis-py pipelines of 500)\n"
         f"  raw XREADGROUP  {result['raw_xreadgroup_xack_per_s']:>9,} entries/s "
         "(COUNT 1000, then one XACK of their ids)",

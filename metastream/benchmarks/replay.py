@@ -1,13 +1,17 @@
 """``metastream bench replay``: append a synthetic log, rebuild every view, query a big run.
 
-Figures: ``append_events_per_s`` (time spent appending batches to the log,
-generation excluded), ``ingest_events_per_s`` (append plus every projection
-in one transaction, as the consumer does, on a separate 100k-event log),
-``rebuild_events_per_s`` (``Store.replay`` of every projection),
+Figures: ``append_events_per_s`` (time spent appending batches to the log
+through the ``EventLog`` port, with the SQL in the caller's thread as the
+consumer runs it, generation excluded), ``ingest_events_per_s`` (append plus
+every projection in one transaction, ``Store.ingest``, on a separate
+100k-event log: what one process doing both would reach),
+``rebuild_events_per_s`` (``Store.replay`` of every projection: the
+projector's code from position 0),
 ``run_query_ms`` (median of reading one run of 100 steps x 50 keys with its
 rollups), ``peak_rss_mb``, and ``raw_sqlite_insert_per_s``: plain sqlite3
-inserting the same rows into the same table in the same batches, in the
-same run, so the append figure can be read against what the machine gives.
+inserting the same rows (as many: the unique index slows as it grows) into
+the same table in the same batches, in the same run, so the append figure
+can be read against what the machine gives.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def _batches(events: Iterator[Event], size: int) -> Iterator[list[Incoming]]:
 
 
 async def _append(path: Path, n: int, batch: int, quiet: bool) -> tuple[int, float]:
-    db = await connect(path)
+    db = await connect(path, inline=True)  # as the consumer runs it
     log = SqliteEventLog(db)
     spent = 0.0
     count = 0
@@ -138,7 +142,7 @@ def run(events: int = 1_000_000, *, batch: int = 10_000, quiet: bool = False) ->
         query_ms = _query_ms(db)
         size_mb = db.stat().st_size / 1e6
         ingest = asyncio.run(_ingest(Path(tmp) / "ingest.db", min(events, 100_000), 1000))
-        raw = _raw_sqlite(Path(tmp) / "raw.db", min(events, 300_000), batch)
+        raw = _raw_sqlite(Path(tmp) / "raw.db", events, batch)
     result = {
         "events": appended,
         "append_events_per_s": round(appended / append_s),

@@ -1,6 +1,6 @@
 """Finding the entries that fail a batch: split it until they fail alone.
 
-A batch is appended and projected in one SQLite transaction. When that
+A batch is appended to the log in one SQLite transaction. When that
 transaction raises, either something is wrong with the *environment* (the
 database is locked, the disk is full, the file was deleted) or one or more
 *entries* cannot be applied. The rule:
@@ -15,7 +15,7 @@ database is locked, the disk is full, the file was deleted) or one or more
   rest is not acked and comes back later (reclaimed after
   ``claim_idle_ms``). A disk that stays full for an hour dead-letters
   nothing.
-* **Any other error** (the projections raised on the data: a ``TypeError``,
+* **Any other error** (the append raised on the data: a ``TypeError``,
   a ``KeyError``, ...) splits the batch in halves, each tried in its own
   transaction, recursively, left to right. An entry whose one-entry
   transaction fails with such an error is a *suspect*; everything else is
