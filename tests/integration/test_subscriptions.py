@@ -28,9 +28,9 @@ pytestmark = pytest.mark.redis
 __all__ = ["clean_env", "real_stack"]  # fixtures, used by name
 
 
-@pytest.mark.parametrize("through", ["file", "feed"])
+@pytest.mark.parametrize("through", ["file", "feed", "feed with a token"])
 async def test_trimmed_history_reaches_a_late_subscriber(
-    real_stack: RealStack, through: str
+    real_stack: RealStack, through: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = real_stack
     s = stack.settings
@@ -42,21 +42,21 @@ async def test_trimmed_history_reaches_a_late_subscriber(
     assert stack.stream_length() == 0
 
     recorder = Recorder()
-    if through == "feed":
-        server = BackgroundServer(create_app(s.db, poll_interval=0.05))
-        server.__enter__()
-        history = server.url
-    else:
+    async with AsyncExitStack() as running:
         history = str(s.db)
-    try:
-        async with subscribed(recorder, s, group="late", history=history, from_="start"):
-            await wait_until(lambda: len(recorder.ids) >= len(early))
-            late = metric_events(50)
-            fill(stack.redis, s.stream, late)
-            await wait_until(lambda: len(recorder.ids) >= len(early) + len(late))
-    finally:
-        if through == "feed":
-            server.__exit__(None, None, None)
+        if through.startswith("feed"):
+            token = "a-token-of-twenty-chars" if through.endswith("token") else None
+            if token:
+                monkeypatch.setenv("METASTREAM_UI_TOKEN", token)
+            app = create_app(s.db, poll_interval=0.05, token=token)
+            history = running.enter_context(BackgroundServer(app)).url
+        await running.enter_async_context(
+            subscribed(recorder, s, group="late", history=history, from_="start")
+        )
+        await wait_until(lambda: len(recorder.ids) >= len(early))
+        late = metric_events(50)
+        fill(stack.redis, s.stream, late)
+        await wait_until(lambda: len(recorder.ids) >= len(early) + len(late))
     assert recorder.ids == ids_of(early) + ids_of(late)
     # typed: the values are what was logged
     assert [e.metadata["i"] for e in recorder.events[1:10]] == list(range(1, 10))  # type: ignore[union-attr]
