@@ -107,7 +107,7 @@ async def wait_until(predicate: Callable[[], bool], within: float = 30.0) -> Non
 async def settle(predicate: Callable[[], bool], within: float = 10.0) -> None:
     """Wait until ``predicate()`` or ``within`` seconds (the caller then asserts what it wants)."""
     deadline = time.monotonic() + within
-    while not predicate() and time.monotonic() < deadline:
+    while not predicate() and time.monotonic() < deadline:  # noqa: ASYNC110  (polling a predicate)
         await asyncio.sleep(0.02)
 
 
