@@ -30,7 +30,7 @@ from metastream.subscriptions.filters import EventFilter, Peek, peek
 from metastream.subscriptions.keys import SubscriptionKeys
 from metastream.subscriptions.knowledge import RunKnowledge
 from metastream.subscriptions.state import SwitchState
-from metastream.subscriptions.switchover import parse_id
+from metastream.subscriptions.switchover import group_info, parse_id
 
 log = logging.getLogger("metastream.subscriptions")
 
@@ -209,11 +209,33 @@ class Follower:
             if cursor in (b"0-0", "0-0"):
                 return claimed
 
+    async def close_window(self) -> bool:
+        """Forget the catch-up's ids once no entry up to ``d2`` can come again.
+
+        That is when the group has been delivered up to ``d2`` and holds nothing
+        pending up to it. Returns whether the window is closed.
+        """
+        if self.window_end == (0, 0):
+            return True
+        info = await group_info(self.client, self.keys.stream, self.keys.group)
+        if info is None or parse_id(info["last-delivered-id"]) < self.window_end:
+            return False
+        d2 = f"{self.window_end[0]}-{self.window_end[1]}"
+        if await self.client.xpending_range(
+            self.keys.stream, self.keys.group, min="-", max=d2, count=1
+        ):
+            return False
+        self.window_end = (0, 0)
+        await self.client.hset(self.keys.state, "d2", "0-0")
+        await self.client.delete(self.keys.seen)
+        return True
+
     async def reclaim_loop(self) -> None:
-        """Retry pending entries until :meth:`stop`."""
+        """Retry pending entries until :meth:`stop`; close the switch-over's window."""
         interval = max(self.retry_after_ms / 2000, 0.05)
         while not self._stopping.is_set():
             try:
+                await self.close_window()
                 await self.reclaim()
             except (RedisError, OSError) as exc:
                 log.error("reclaiming pending entries of %s failed: %s", self.keys.group, exc)

@@ -137,6 +137,10 @@ async def _rounds(
                 doubled = [i for i, n in counts.items() if n > 1]
                 assert not doubled, f"{name} (from {start}): {len(doubled)} events delivered twice"
                 assert set(counts) == expected, f"{name} (from {start}): lost or extra events"
+                # the ids the window needed are forgotten once it has passed
+                seen = f"{s.stream}:sub:{name}:seen"
+                await settle(lambda k=seen: not stack.redis.exists(k))  # type: ignore[misc]
+                assert not stack.redis.exists(seen)
 
 
 async def test_a_poison_event_for_one_subscriber_does_not_stall_another(
