@@ -96,12 +96,14 @@ class Follower:
                 peeked.append((entry, peek(data), None))
             except ValueError as exc:
                 peeked.append((entry, None, f"cannot decode: {exc}"))
-        in_window = [
-            (entry, p)
-            for entry, p, _ in peeked
-            if p is not None and parse_id(entry.id) <= self.window_end
-        ]
-        skip = await self._already_delivered(in_window)
+        skip: set[bytes] = set()
+        if self.window_end != (0, 0):
+            in_window = [
+                (entry, p)
+                for entry, p, _ in peeked
+                if p is not None and parse_id(entry.id) <= self.window_end
+            ]
+            skip = await self._already_delivered(in_window)
         for entry, seen, problem in peeked:
             if seen is None:
                 if entry.fields is None:
