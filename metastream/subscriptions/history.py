@@ -176,9 +176,37 @@ class FileHistory(History):
         self._reader.close()
 
 
-def open_history(where: str | Path) -> History:
-    """A feed for an ``http(s)://`` URL, else the database file at ``where``."""
-    text = str(where)
-    if text.startswith(("http://", "https://")):
-        return FeedHistory(text)
-    return FileHistory(Path(text).expanduser())
+def open_history(where: str | Path, token: str | None = None) -> History:
+    """A feed for an ``http(s)://`` URL, else the database file at ``where``.
+
+    Nothing is opened until the history is first read: a group that has no
+    catch-up to do never touches it.
+    """
+    return LazyHistory(where, token)
+
+
+class LazyHistory(History):
+    """:class:`FeedHistory` or :class:`FileHistory`, opened on first use."""
+
+    def __init__(self, where: str | Path, token: str | None = None) -> None:
+        self.where = str(where)
+        self.token = token
+        self._opened: History | None = None
+
+    def _history(self) -> History:
+        if self._opened is None:
+            if self.where.startswith(("http://", "https://")):
+                self._opened = FeedHistory(self.where, self.token)
+            else:
+                self._opened = FileHistory(Path(self.where).expanduser())
+        return self._opened
+
+    async def head(self) -> int:
+        return await self._history().head()
+
+    async def page(self, after: int, limit: int = PAGE) -> Page:
+        return await self._history().page(after, limit)
+
+    async def close(self) -> None:
+        if self._opened is not None:
+            await self._opened.close()

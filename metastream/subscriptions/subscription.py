@@ -95,12 +95,7 @@ def _history(
             where = settings.db
         else:
             return None
-    text = str(where)
-    if token is not None and text.startswith(("http://", "https://")):
-        from metastream.subscriptions.history import FeedHistory
-
-        return FeedHistory(text, token)
-    return open_history(where)
+    return open_history(where, token)
 
 
 class Subscription:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,17 @@ async def test_two_processes_of_a_new_group_catch_up_once(real_stack: RealStack)
     delivered = first.counts() + second.counts()
     assert set(delivered) == set(everything)
     assert max(delivered.values()) == 1
+
+
+async def test_a_group_from_now_needs_no_history(real_stack: RealStack, tmp_path: Path) -> None:
+    stack = real_stack
+    s = stack.settings
+    fill(stack.redis, s.stream, metric_events(20))  # before: not wanted
+    recorder = Recorder()
+    missing = tmp_path / "no-such.db"
+    async with subscribed(recorder, s, group="fresh", history=str(missing), from_="now"):
+        live = metric_events(20)
+        fill(stack.redis, s.stream, live)
+        await wait_until(lambda: len(recorder.ids) >= len(live))
+    assert recorder.ids == ids_of(live)
+    assert not missing.exists()
