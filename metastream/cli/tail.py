@@ -44,10 +44,19 @@ def register(sub: Any) -> None:
         help="'now' (default): only new events; 'start': the whole log first; N: after log "
         "position N",
     )
-    p.add_argument("--type", action="append", choices=sorted(TYPE_NAMES), help="event type")
-    p.add_argument("--pipeline", action="append", help="pipeline name")
-    p.add_argument("--kind", action="append", choices=ENTITY_KINDS, help="entity kind")
-    p.add_argument("--key", action="append", help="metadata key (events that log it)")
+    p.add_argument(
+        "--type",
+        action="append",
+        choices=sorted(TYPE_NAMES),
+        help="event type (repeat for several)",
+    )
+    p.add_argument("--pipeline", action="append", help="pipeline name (repeat for several)")
+    p.add_argument(
+        "--kind", action="append", choices=ENTITY_KINDS, help="entity kind (repeat for several)"
+    )
+    p.add_argument(
+        "--key", action="append", help="metadata key: events that log it (repeat for several)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
         "--group",
