@@ -77,7 +77,7 @@ def _items(value: Any) -> list[Any]:
     return list(value)
 
 
-_BRACKETS: dict[type, str] = {tuple: "()", set: "{}", frozenset: "{}"}
+_BRACKETS: dict[type, tuple[str, str]] = {tuple: ("(", ")"), set: ("{", "}"), frozenset: ("{", "}")}
 
 
 def value_html(value: Any) -> Markup:
@@ -128,7 +128,9 @@ def value_html(value: Any) -> Markup:
         badge = _badge(cls.__name__) if cls is not list else Markup("")
         if len(items) <= INLINE_ITEMS and all(_scalar(i) for i in items):
             inner = Markup(", ").join(value_html(i) for i in items)
-            opening, closing = _BRACKETS.get(cls, "[]")  # as Python (and the comparison) write it
+            opening, closing = _BRACKETS.get(
+                cls, ("[", "]")
+            )  # as Python (and the comparison) write it
             return Markup('<span class="v-list">{}{}{}</span>{}').format(
                 opening, inner, closing, badge
             )

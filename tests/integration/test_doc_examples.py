@@ -168,7 +168,7 @@ def test_python_blocks_run_against_the_real_stack(
         code = compile(_with_checked_prints(block.code), block.where(), "exec")
         with contextlib.redirect_stdout(printed):
             try:
-                exec(code, namespace)  # noqa: S102 - the documentation's own examples
+                exec(code, namespace)  # the documentation's own examples
             except Exception as exc:
                 pytest.fail(
                     f"{block.where()} fails as written: {type(exc).__name__}: {exc}\n"
