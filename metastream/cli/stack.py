@@ -102,6 +102,11 @@ def _problem(status: StackStatus) -> str | None:
         return f"the consumer {status.consumer_problem}"
     if status.consumer_alive is False:
         return "the consumer is not running: restart with `metastream down && metastream up`"
+    if status.projector_alive is False:
+        return (
+            "the projector is not running (the views do not advance; the log loses nothing): "
+            "restart with `metastream down && metastream up`, or run `metastream project`"
+        )
     return None
 
 

@@ -7,6 +7,8 @@ the test's tmp_path, on a free port.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,4 +135,30 @@ def test_up_again_keeps_the_events_of_the_last_run(stack_home: Path) -> None:
 
     assert cli("up", "--detach").returncode == 0
     wait_for_sync(lambda: head(settings.db) == 100, 30)
+    assert cli("down").returncode == 0
+
+
+def test_status_says_when_the_projector_is_gone_and_the_views_catch_up_after(
+    stack_home: Path,
+) -> None:
+    """SIGKILL of the stack's projector: status exits 1 and says so; nothing is lost."""
+    settings = Settings.from_env()
+    assert cli("up", "--detach").returncode == 0
+    record = json.loads(settings.stack_file.read_text())
+    (projector,) = [p["pid"] for p in record["processes"] if p["role"] == "projector"]
+    os.kill(projector, signal.SIGKILL)
+    wait_for_sync(lambda: not pid_alive(projector), 10)
+    client = redis.Redis.from_url(record["redis_url"])
+    try:
+        fill(client, record["stream"], run_events(50))
+    finally:
+        client.close()
+    wait_for_sync(lambda: head(settings.db) == 50, 30)  # the consumer goes on
+    status = cli("status")
+    assert status.returncode == 1
+    assert f"projector  pid {projector}  NOT RUNNING" in status.stdout
+    assert "the projector is not running" in status.stderr
+    assert cli("down").returncode == 0
+    assert cli("up", "--detach").returncode == 0  # a new projector resumes from the checkpoints
+    wait_for_sync(lambda: views_at_head(settings.db), 30)
     assert cli("down").returncode == 0
