@@ -25,6 +25,7 @@ from typing import Any, Final, TypeAlias
 from metastream.eventlog import sqlite as logdb
 from metastream.projections import positions as pos
 from metastream.projections.base import Projection, Records
+from metastream.projections.registry import registered
 from metastream.projections.resolve import Rejected, Resolved, Waiting, resolve, run_sync, wait_key
 from metastream.schemas import (
     ArtifactVersionRegistered,
@@ -263,16 +264,10 @@ class LatestProjection(Projection):
         return batch
 
     def _load_registrations(self, conn: sqlite3.Connection, targets: Sequence[ById]) -> None:
-        registered = self._registered
-        missing = [t.id.bytes for t in targets if t.id.int not in registered]
-        for start in range(0, len(missing), _N):
-            chunk = missing[start : start + _N]
-            for entity_id, kind, position in conn.execute(
-                "SELECT id, kind, position FROM entities "
-                f"WHERE position IS NOT NULL AND id IN ({_in(len(chunk))})",
-                chunk,
-            ):
-                registered[int.from_bytes(entity_id)] = (kind, position, entity_id)
+        known = self._registered
+        missing = [t.id.bytes for t in targets if t.id.int not in known]
+        for entity_id, kind, position in registered(conn, missing):
+            known[int.from_bytes(entity_id)] = (kind, position, entity_id)
 
     def _resolve(
         self, conn: sqlite3.Connection, position: int, event: RawMetadataLogged

@@ -8,14 +8,20 @@ the final status; the start fills in the rest and keeps that status.
 
 Versions left to the registry (``version`` None) are numbered per name in
 log order: 1, 2, 3, ...
+
+This module owns the table's SQL: the projection's writes, and the reads
+other modules need (``registered``, and the ``*_query`` builders that the
+sans-I/O resolver in ``resolve.py`` yields).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
+from metastream.eventlog.sqlite import SQL_PARAMS, placeholders
 from metastream.projections.base import Projection, Records
 from metastream.schemas import (
     ArtifactVersionRegistered,
@@ -158,3 +164,50 @@ class RegistryProjection(Projection):
             numbers[key] = int(row[0] or 0)
         numbers[key] += 1
         return numbers[key]
+
+
+# -- reads: what other modules ask of the registry -----------------------------
+
+Query = tuple[str, tuple[Any, ...]]
+
+
+def registered(conn: sqlite3.Connection, ids: Sequence[bytes]) -> Iterator[tuple[bytes, str, int]]:
+    """``(id, kind, registration position)`` of those of ``ids`` that are registered."""
+    for start in range(0, len(ids), SQL_PARAMS):
+        chunk = ids[start : start + SQL_PARAMS]
+        yield from conn.execute(
+            "SELECT id, kind, position FROM entities "
+            f"WHERE position IS NOT NULL AND id IN ({placeholders(len(chunk))})",
+            chunk,
+        )
+
+
+def kind_query(entity_id: bytes) -> Query:
+    """Rows ``(kind, position)`` of the entity ``entity_id`` (position NULL: not started)."""
+    return ("SELECT kind, position FROM entities WHERE id=?", (entity_id,))
+
+
+def step_query(run_id: bytes, name: str, before: int) -> Query:
+    """Rows ``(id,)`` of the step ``name`` of run ``run_id`` registered before ``before``."""
+    return (
+        "SELECT id FROM entities WHERE kind='step_run' AND run_id=? AND name=? AND position < ?",
+        (run_id, name, before),
+    )
+
+
+def version_query(kind: str, name: str, version: str, before: int) -> Query:
+    """Rows ``(id,)`` of the artifact or model versions ``name``/``version`` before ``before``."""
+    return (
+        "SELECT id FROM entities WHERE kind=? AND name=? AND version=? AND position < ? "
+        "ORDER BY position",
+        (kind, name, version, before),
+    )
+
+
+def run_prefix_query(ref: str, hex_prefix: str | None, before: int) -> Query:
+    """Rows ``(id, name)`` of the runs whose name, or hex id, starts with ``ref``."""
+    return (
+        "SELECT id, name FROM entities WHERE kind='pipeline_run' AND position < ? AND ("
+        "substr(name, 1, ?) = ? OR (? IS NOT NULL AND substr(lower(hex(id)), 1, ?) = ?))",
+        (before, len(ref), ref, hex_prefix, len(hex_prefix or ""), hex_prefix),
+    )

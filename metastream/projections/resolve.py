@@ -1,6 +1,7 @@
 """Resolving a reference to the entity it names, as of a log position.
 
-Written sans-I/O: a resolver is a generator that yields ``(sql, params)`` and
+Written sans-I/O: a resolver is a generator that yields ``(sql, params)``
+(built by ``registry.py``, which owns the ``entities`` table) and
 is sent back the rows, so the asynchronous projector and the synchronous
 query side run the same logic (``run_sync`` / ``run_async``).
 
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final, NamedTuple, TypeAlias
 
+from metastream.projections import registry
 from metastream.schemas import (
     ArtifactByName,
     ById,
@@ -72,21 +74,13 @@ def resolve(target: Target, before: int = NOW) -> Resolver:
         run = yield from _run(target.run, before)
         if not isinstance(run, Resolved):
             return run
-        rows = yield (
-            "SELECT id FROM entities WHERE kind='step_run' AND run_id=? AND name=? "
-            "AND position < ?",
-            (run.entity_id, target.step_name, before),
-        )
+        rows = yield registry.step_query(run.entity_id, target.step_name, before)
         if not rows:
             return Waiting(f"no step {target.step_name!r} in pipeline run {target.run!r}")
         return Resolved(bytes(rows[0][0]))
     if isinstance(target, ArtifactByName | ModelByName):
         kind = "artifact_version" if isinstance(target, ArtifactByName) else "model_version"
-        rows = yield (
-            "SELECT id FROM entities WHERE kind=? AND name=? AND version=? AND position < ? "
-            "ORDER BY position",
-            (kind, target.name, target.version, before),
-        )
+        rows = yield registry.version_query(kind, target.name, target.version, before)
         if not rows:
             return Waiting(f"no {target.describe()}")
         if len(rows) > 1:
@@ -97,7 +91,7 @@ def resolve(target: Target, before: int = NOW) -> Resolver:
 
 
 def _by_id(kind: str, entity_id: bytes, before: int) -> Resolver:
-    rows = yield ("SELECT kind, position FROM entities WHERE id=?", (entity_id,))
+    rows = yield registry.kind_query(entity_id)
     if not rows or rows[0][1] is None or rows[0][1] >= before:
         return Waiting(f"no {kind.replace('_', ' ')} with id {uuid.UUID(bytes=entity_id)}")
     if rows[0][0] != kind:
@@ -114,18 +108,7 @@ def _run(ref: str, before: int) -> Resolver:
     if as_id is not None:
         return (yield from _by_id("pipeline_run", as_id.bytes, before))
     hex_prefix = ref.replace("-", "").lower() if _HEX_PREFIX.match(ref) else None
-    rows = yield (
-        "SELECT id, name FROM entities WHERE kind='pipeline_run' AND position < ? AND ("
-        "substr(name, 1, ?) = ? OR (? IS NOT NULL AND substr(lower(hex(id)), 1, ?) = ?))",
-        (
-            before,
-            len(ref),
-            ref,
-            hex_prefix,
-            len(hex_prefix or ""),
-            hex_prefix,
-        ),
-    )
+    rows = yield registry.run_prefix_query(ref, hex_prefix, before)
     exact = [r for r in rows if r[1] == ref]
     matches = exact or rows
     if not matches:
