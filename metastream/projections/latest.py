@@ -10,6 +10,12 @@ later) is merged in its place by recomputing the key from its history.
 ``history`` indexes, per entity, the log positions of the events applied to
 it (see ``positions``); it serves key histories and "as of" queries.
 
+``latest_maps`` holds, per entity, all of its ``latest`` values as one
+msgpack map (keys sorted, each value's bytes as in ``latest``): reading a
+run of 100 steps x 50 keys is then 101 rows and 101 decodes in C instead of
+5,000 rows decoded one by one in Python. It is rewritten, for each entity a
+batch changes, from the rows ``_write_latest`` reads anyway.
+
 A ``MetadataLogged`` event whose reference does not resolve yet is kept in
 ``pending`` and applied when its entity is registered; one that can never
 resolve is recorded in ``rejections`` with the reason. Nothing is dropped.
@@ -21,6 +27,8 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
+
+import msgspec
 
 from metastream.eventlog import sqlite as logdb
 from metastream.projections import positions as pos
@@ -50,6 +58,10 @@ CREATE TABLE IF NOT EXISTS latest (
     all_dicts INTEGER NOT NULL,
     component TEXT,
     PRIMARY KEY (entity, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest_maps (
+    entity   BLOB PRIMARY KEY,
+    metadata BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     entity    BLOB NOT NULL,
@@ -175,9 +187,9 @@ def _add_values(by_key: ByKey, event: RawMetadataLogged) -> None:
 
 class LatestProjection(Projection):
     name = "latest"
-    version = 1
+    version = 2  # 2: latest_maps
     ddl = LATEST_DDL
-    tables = ("latest", "history", "pending", "rejections")
+    tables = ("latest", "latest_maps", "history", "pending", "rejections")
 
     def __init__(self) -> None:
         # id (as int: UUID's own __hash__ is slow Python) -> (kind, registration
@@ -363,6 +375,7 @@ class LatestProjection(Projection):
             ):
                 current.setdefault(entity, {})[key] = (event_id, value, bool(all_dicts), component)
         out: list[tuple[Any, ...]] = []
+        changed: dict[bytes, dict[str, bytes]] = {}
         no_rows: dict[str, Row] = {}
         for entity, by_key in values.items():
             rows = current.get(entity, no_rows)
@@ -373,11 +386,39 @@ class LatestProjection(Projection):
                     next_row = combine(key_values(conn, entity, key))
                 if next_row is not row:
                     out.append((entity, key, *next_row))
+                    changed.setdefault(entity, {})[key] = next_row[1]
         conn.executemany(
             "INSERT OR REPLACE INTO latest(entity, key, event_id, value, all_dicts, component) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             out,
         )
+        maps = []
+        for entity, new_values in changed.items():
+            merged = {key: row[1] for key, row in current.get(entity, no_rows).items()}
+            merged.update(new_values)
+            maps.append((entity, encode_map(merged)))
+        conn.executemany("INSERT OR REPLACE INTO latest_maps(entity, metadata) VALUES (?, ?)", maps)
+
+
+_MAP_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+def encode_map(values: dict[str, bytes]) -> bytes:
+    """Encoded values as one msgpack map, keys sorted, each value's bytes kept as they are."""
+    return _MAP_ENCODER.encode({key: msgspec.Raw(values[key]) for key in sorted(values)})
+
+
+def latest_maps(conn: sqlite3.Connection, entities: Sequence[bytes]) -> dict[bytes, Any]:
+    """``{entity: {key: latest value}}`` (decoded, keys sorted); entities without values omitted."""
+    out: dict[bytes, Any] = {}
+    for start in range(0, len(entities), _N):
+        chunk = entities[start : start + _N]
+        for entity, data in conn.execute(
+            f"SELECT entity, metadata FROM latest_maps WHERE entity IN ({_in(len(chunk))})",
+            chunk,
+        ):
+            out[bytes(entity)] = decode_value(data)
+    return out
 
 
 def entity_positions(conn: sqlite3.Connection, entity: bytes) -> list[int]:

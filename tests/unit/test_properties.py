@@ -29,6 +29,7 @@ from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.sqlite import open_connection
 from metastream.projections import LatestProjection, Projector, RegistryProjection, Store
+from metastream.projections.latest import latest_maps
 from metastream.projections.projector import transaction
 from metastream.schemas import (
     ArtifactByName,
@@ -44,6 +45,7 @@ from metastream.schemas import (
     StoredEvent,
     Uri,
     decode_stored,
+    decode_value,
     new_id,
     prepare_metadata,
 )
@@ -289,3 +291,30 @@ def _log(path: Path) -> list[tuple[int, StoredEvent]]:
     finally:
         db.close()
     return [(position, decode_stored(body)) for position, body in rows]
+
+
+@SETTINGS
+@given(data=st.data(), events=histories())
+def test_each_entitys_map_holds_exactly_its_latest_values(
+    data: st.DataObject, events: list[Event]
+) -> None:
+    """``latest_maps`` (read for a run in one decode per entity) equals the ``latest`` rows."""
+    shuffled = data.draw(st.permutations(events))
+    cuts = data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.db"
+        asyncio.run(ingest(path, shuffled, cuts))
+        db = sqlite3.connect(path)
+        try:
+            rows: dict[bytes, dict[str, Any]] = {}
+            for entity, key, value in db.execute(
+                "SELECT entity, key, value FROM latest ORDER BY entity, key"
+            ):
+                rows.setdefault(entity, {})[key] = decode_value(value)
+            maps = latest_maps(db, list(rows))
+            stray = db.execute("SELECT count(*) FROM latest_maps").fetchone()[0]
+        finally:
+            db.close()
+    assert maps == rows
+    assert all(list(m) == sorted(m) for m in maps.values())
+    assert stray == len(rows)

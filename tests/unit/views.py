@@ -8,7 +8,7 @@ from typing import Any
 
 from metastream.schemas import decode_value
 
-VIEW_TABLES = ("entities", "latest", "history", "pending", "rejections")
+VIEW_TABLES = ("entities", "latest", "latest_maps", "history", "pending", "rejections")
 
 
 def dump(path: Path, tables: tuple[str, ...] = VIEW_TABLES) -> dict[str, list[tuple[Any, ...]]]:
