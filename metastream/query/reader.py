@@ -16,7 +16,7 @@ from typing import Any
 
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
 from metastream.eventlog import sqlite as logdb
-from metastream.projections.latest import Value, combine, entity_positions
+from metastream.projections.latest import Value, combine, entity_positions, latest_maps
 from metastream.projections.resolve import NOW, Rejected, Resolved, resolve, run_sync
 from metastream.query.views import (
     ArtifactVersionView,
@@ -171,26 +171,13 @@ class Reader:
     # -- metadata ----------------------------------------------------------
 
     def metadata(self, entity: bytes) -> dict[str, Any]:
-        """The latest value of every key of ``entity``."""
-        return {
-            key: decode_value(value)
-            for key, value in self.db.execute(
-                "SELECT key, value FROM latest WHERE entity=? ORDER BY key", (entity,)
-            )
-        }
+        """The latest value of every key of ``entity`` (keys sorted)."""
+        return self._metadata_of([entity])[entity]
 
     def _metadata_of(self, entities: list[bytes]) -> dict[bytes, dict[str, Any]]:
-        out: dict[bytes, dict[str, Any]] = {e: {} for e in entities}
-        for start in range(0, len(entities), _PARAMS):
-            chunk = entities[start : start + _PARAMS]
-            rows = self.db.execute(
-                "SELECT entity, key, value FROM latest WHERE entity IN "
-                f"({_in(len(chunk))}) ORDER BY entity, key",
-                chunk,
-            )
-            for entity, key, value in rows:
-                out[entity][key] = decode_value(value)
-        return out
+        # One map per entity (the latest view's latest_maps), decoded in one call each.
+        found = latest_maps(self.db, entities)
+        return {e: found.get(e) or {} for e in entities}
 
     # -- entities ----------------------------------------------------------
 
