@@ -59,6 +59,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("METASTREAM_HOME", str(home))
+    # A stack the test starts serves its dashboard on a port of its own, never 8237.
+    from metastream.stack.server import free_port
+
+    monkeypatch.setenv("METASTREAM_UI_PORT", str(free_port()))
     return home
 
 

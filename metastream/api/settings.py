@@ -25,6 +25,14 @@ class UiSettings:
     port: int = DEFAULT_PORT
     token: str | None = None
 
+    @property
+    def url(self) -> str:
+        """Where a browser on this machine finds the dashboard (loopback for a wildcard bind)."""
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in shown and not shown.startswith("["):
+            shown = f"[{shown}]"
+        return f"http://{shown}:{self.port}/"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UiSettings:
         env = os.environ if env is None else env

@@ -15,25 +15,35 @@ from metastream.urls import mask_url
 def register(sub: Any) -> None:
     up = sub.add_parser(
         "up",
-        help="start a local Redis server and the consumer",
+        help="start the local stack: Redis, the consumer, the projector and the dashboard",
         description=(
-            "Start a Redis server (AOF on, data under $METASTREAM_HOME/redis) and a consumer "
-            "writing the event log. In the foreground by default: Ctrl-C stops both. "
-            "Producers find the stack through $METASTREAM_HOME/stack.json."
+            "Start a Redis server (AOF on, a generated password, data under "
+            "$METASTREAM_HOME/redis), a consumer writing the event log, a projector writing the "
+            "views, and the dashboard (`metastream ui`). In the foreground by default: Ctrl-C "
+            "stops them all. Producers find the stack through $METASTREAM_HOME/stack.json."
         ),
     )
     up.add_argument(
         "-d",
         "--detach",
         action="store_true",
-        help="run both in the background and return once they are ready",
+        help="run the stack in the background and return once it is ready",
+    )
+    up.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not start the dashboard (`metastream ui`, on $METASTREAM_UI_PORT, 8237)",
     )
     up.set_defaults(handler=cmd_up)
 
     down = sub.add_parser(
         "down",
-        help="stop the local stack (the consumer first, then Redis)",
-        description="Stop the consumer (it finishes its batch), then Redis.",
+        help="stop the local stack (every process it started, Redis last)",
+        description=(
+            "Stop every process the stack started, in the reverse of their start order: the "
+            "dashboard, the projector (it commits its transaction) and the consumer (it "
+            "finishes its batch), then Redis (it flushes its AOF)."
+        ),
     )
     down.set_defaults(handler=cmd_down)
 
@@ -60,7 +70,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         from metastream.cli.consumer import configure_logging
 
         configure_logging("INFO")
-    up(settings_of(args), detach=args.detach, say=_say)  # says the Ctrl-C hint once it is up
+    up(
+        settings_of(args), detach=args.detach, say=_say, dashboard=not args.no_ui
+    )  # says the Ctrl-C hint once it is up
     return 0
 
 
@@ -190,9 +202,21 @@ def _projector_lines(status: StackStatus) -> list[str]:
     return [f"projector  pid {status.projector_pid}  {state}"]
 
 
+def _ui_lines(status: StackStatus) -> list[str]:
+    if status.ui_pid is None:
+        return []
+    state = "answers" if status.ui_answers else "NOT ANSWERING (`metastream ui` serves it by hand)"
+    return [f"dashboard  {status.ui_url}  pid {status.ui_pid}  {state}"]
+
+
 def render(status: StackStatus) -> list[str]:
     """``status`` as lines for a terminal (URLs with their password masked)."""
-    lines = _redis_lines(status) + _consumer_lines(status) + _projector_lines(status)
+    lines = (
+        _redis_lines(status)
+        + _consumer_lines(status)
+        + _projector_lines(status)
+        + _ui_lines(status)
+    )
     if status.up:
         lines.append(f"stream     {status.stream}  {_n(status.stream_length)} entries")
         if not status.groups:

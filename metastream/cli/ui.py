@@ -11,7 +11,9 @@ import errno
 import socket
 import sys
 import threading
+import time
 import webbrowser
+from pathlib import Path
 
 from metastream.cli.common import echo, settings
 
@@ -23,14 +25,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--port", type=int, help="port to listen on (default: $METASTREAM_UI_PORT, else 8237)"
     )
     p.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the database to be created (what `metastream up` does while "
+        "its consumer makes it); by default a missing database is an error",
+    )
     p.set_defaults(handler=_ui)
 
 
 def url_of(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # a browser opens loopback
-    if ":" in shown and not shown.startswith("["):
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}/"
+    from metastream.api.settings import UiSettings
+
+    return UiSettings(host=host, port=port).url
+
+
+def _wait_for_database(db: Path, seconds: float) -> None:
+    """Return once ``db`` is a metastream database with views, or after ``seconds``."""
+    from metastream.errors import StoreError
+    from metastream.query import Reader
+
+    deadline = time.monotonic() + seconds
+    said = False
+    while True:
+        try:
+            Reader(db).close()
+            return
+        except StoreError:
+            if time.monotonic() >= deadline:
+                return  # create_app says what is wrong
+        if not said:
+            echo(f"metastream ui: waiting for the database {db} ...", file=sys.stderr)
+            said = True
+        time.sleep(0.2)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -60,6 +89,8 @@ def _ui(args: argparse.Namespace) -> int:
         ui = UiSettings(host=ui.host, port=args.port, token=ui.token)
     check_exposure(ui)
     db = settings(args).db
+    if args.wait > 0:
+        _wait_for_database(db, args.wait)
     app = create_app(db, token=ui.token)
     listener = _listen(ui.host, ui.port)
     url = url_of(ui.host, listener.getsockname()[1])

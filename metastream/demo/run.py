@@ -147,7 +147,7 @@ def stack_for_demo(settings: Settings, *, keep_running: bool, say: Say) -> Itera
         )
         return
     say(f"starting the local stack (redis and a consumer) in {settings.home} ...")
-    started = up(settings, detach=True, say=_indented(say))
+    started = up(settings, detach=True, say=_indented(say), dashboard=False)  # it stops at the end
     try:
         yield Consumer(settings.db, consumer_log(settings))
     finally:

@@ -125,7 +125,9 @@ def _process(role: str, pid: int) -> StackProcess:
     return StackProcess(role, pid, start_time(pid))
 
 
-def _record(settings: Settings, url: str, processes: list[StackProcess]) -> dict[str, Any]:
+def _record(
+    settings: Settings, url: str, processes: list[StackProcess], dashboard: str | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "redis_url": url,
         "processes": [p._asdict() for p in processes],
@@ -139,6 +141,8 @@ def _record(settings: Settings, url: str, processes: list[StackProcess]) -> dict
         home=str(settings.home),
         consumer_log=str(consumer_log(settings)),
     )
+    if dashboard is not None:
+        record["ui_url"] = dashboard
     return record
 
 
@@ -191,7 +195,7 @@ def _warn_env(settings: Settings, say: Say) -> None:
         )
 
 
-def up_foreground(settings: Settings, say: Say = print) -> None:
+def up_foreground(settings: Settings, say: Say = print, *, dashboard: bool = True) -> None:
     """Run the stack until Ctrl-C (or SIGTERM, or ``metastream down``)."""
     from metastream.consumer import run
     from metastream.consumer.app import GRACEFUL_TIMEOUT
@@ -199,22 +203,34 @@ def up_foreground(settings: Settings, say: Say = print) -> None:
     server = _start_server(settings, say)
     me = _process("consumer", os.getpid())
     projector: subprocess.Popen[bytes] | None = None
+    shown: tuple[StackProcess, str] | None = None
     try:
         projector = _spawn_projector(settings, server.url)
         processes = [_process("server", server.pid or 0), me, _process("projector", projector.pid)]
-        _write_stack_file(settings, _record(settings, server.url, processes))
+        if dashboard:
+            shown = _start_ui(settings, server.url, say, wait=False)
+        if shown is not None:
+            processes.append(shown[0])
+        address = shown[1] if shown is not None else None
+        _write_stack_file(settings, _record(settings, server.url, processes, address))
         say(
             f"metastream is up: redis at {mask_url(server.url)}, database {settings.db}, "
             f"projector pid {projector.pid} (log: {projector_log(settings)})"
         )
+        if shown is not None:
+            say(f"dashboard: {address} (pid {shown[0].pid})")
         _warn_env(settings, say)
         say(
-            "consuming in this terminal; Ctrl-C stops the consumer, the projector, then redis "
+            "consuming in this terminal; Ctrl-C stops the consumer, the projector, the dashboard, "
+            "then redis "
             f"(a batch in progress gets up to {GRACEFUL_TIMEOUT:.0f} s to finish)"
         )
         # The stack runs the projector: the consumer starts none of its own.
         run(settings.with_(redis_url=server.url), environ={**os.environ, PROJECTOR_ENV: "0"})
     finally:
+        if shown is not None:
+            say("stopping the dashboard ...")
+            stop_pid(shown[0].pid, STOP_TIMEOUT)
         if projector is not None:
             say("stopping the projector ...")
             stop_pid(projector.pid, STOP_TIMEOUT)
@@ -277,6 +293,39 @@ def _wait_projector_ready(
     raise StackError(f"the projector did not start within {timeout:.0f} s; see {path}")
 
 
+def _start_ui(
+    settings: Settings, url: str, say: Say, *, wait: bool = True
+) -> tuple[StackProcess, str] | None:
+    """The dashboard (``metastream ui``); ``None`` (said why) if it cannot run.
+
+    With ``wait``, returns once it answers; without (a foreground ``up``, whose
+    consumer makes the database only once it runs), once it has started.
+    """
+    from metastream.api.settings import UiSettings
+    from metastream.stack import ui
+
+    try:
+        chosen = UiSettings.from_env()
+        process = ui.spawn_ui(settings, chosen, _stack_env(settings, url), UMASK)
+    except (ValueError, OSError) as exc:
+        say(f"warning: the dashboard is not started: {exc}")
+        return None
+    _DETACHED.append(process)
+    address = chosen.url
+    if not wait:
+        return _process("ui", process.pid), address
+    trouble = ui.wait_ui_ready(process, address, chosen.token)
+    if trouble is not None:
+        stop_pid(process.pid, STOP_TIMEOUT)
+        last = _last_line(ui.ui_log(settings))
+        say(
+            f"warning: the dashboard is not running: {trouble} ({last or 'no output'}); "
+            f"the rest of the stack runs without it (see {ui.ui_log(settings)})"
+        )
+        return None
+    return _process("ui", process.pid), address
+
+
 def _spawn_consumer(settings: Settings, url: str) -> subprocess.Popen[bytes]:
     env = _stack_env(settings, url)
     env[PROJECTOR_ENV] = "0"  # the stack runs the projector as a process of its own
@@ -337,8 +386,13 @@ def _wait_consumer_ready(
     )
 
 
-def up_detached(settings: Settings, say: Say = print, timeout: float = READY_TIMEOUT) -> None:
-    """Start the server, a consumer and a projector in the background; return once all are ready."""
+def up_detached(
+    settings: Settings, say: Say = print, timeout: float = READY_TIMEOUT, *, dashboard: bool = True
+) -> None:
+    """Start the server, a consumer, a projector and the dashboard in the background.
+
+    Returns once all are ready; the dashboard is left out (with a warning) if it cannot run.
+    """
     server = _start_server(settings, say)
     started: list[subprocess.Popen[bytes]] = []
     try:
@@ -359,12 +413,18 @@ def up_detached(settings: Settings, say: Say = print, timeout: float = READY_TIM
         _process("consumer", process.pid),
         _process("projector", projector.pid),
     ]
-    _write_stack_file(settings, _record(settings, server.url, processes))
+    shown = _start_ui(settings, server.url, say) if dashboard else None
+    if shown is not None:
+        processes.append(shown[0])
+    address = shown[1] if shown is not None else None
+    _write_stack_file(settings, _record(settings, server.url, processes, address))
     say(
         f"metastream is up: redis at {mask_url(server.url)} (pid {server.pid}), "
         f"consumer pid {process.pid} (log: {consumer_log(settings)}), "
         f"projector pid {projector.pid} (log: {projector_log(settings)}), database {settings.db}"
     )
+    if shown is not None:
+        say(f"dashboard: {address} (pid {shown[0].pid})")
     _warn_env(settings, say)
 
 
@@ -380,7 +440,7 @@ def _clear_dead_stack(settings: Settings, record: dict[str, Any], say: Say) -> N
     settings.stack_file.unlink(missing_ok=True)
 
 
-def up(settings: Settings, *, detach: bool, say: Say = print) -> bool:
+def up(settings: Settings, *, detach: bool, say: Say = print, dashboard: bool = True) -> bool:
     """Start the stack; ``False`` (and nothing started) if it is already up.
 
     A stack file whose server is gone is cleared first: the processes that
@@ -405,9 +465,9 @@ def up(settings: Settings, *, detach: bool, say: Say = print) -> bool:
         _clear_dead_stack(settings, record, say)
     _prepare_home(settings, say)
     if detach:
-        up_detached(settings, say)
+        up_detached(settings, say, dashboard=dashboard)
     else:
-        up_foreground(settings, say)
+        up_foreground(settings, say, dashboard=dashboard)
     return True
 
 
@@ -438,7 +498,7 @@ def _is_ours(process: StackProcess) -> bool:
 
 
 def _named(process: StackProcess) -> str:
-    return "redis" if process.role == "server" else f"the {process.role}"
+    return {"server": "redis", "ui": "the dashboard"}.get(process.role, f"the {process.role}")
 
 
 def _stop(processes: list[StackProcess], say: Say) -> None:

@@ -74,6 +74,11 @@ class StackStatus:
     projector_pid: int | None = None
     """The stack's projector process (it writes the views), when the stack records one."""
     projector_alive: bool | None = None
+    ui_pid: int | None = None
+    """The stack's dashboard process (``metastream ui``), when the stack records one."""
+    ui_url: str | None = None
+    ui_answers: bool | None = None
+    """Whether the dashboard answered its status call (``None``: not asked)."""
     crashed_stack: list[StackProcess] | None = None
     """The stack file's processes, when the file is there but its server is gone."""
     spool: SpoolStatus | None = None
@@ -93,6 +98,19 @@ class StackStatus:
     def healthy(self) -> bool:
         """The server answers and, for a local stack, its consumer and projector are alive."""
         return self.up and self.consumer_alive is not False and self.projector_alive is not False
+
+
+def _read_ui(status: StackStatus, recorded: dict[str, Any]) -> None:
+    """The dashboard the stack started, and whether it answers (it is optional: not health)."""
+    ui = stack_process(recorded, "ui")
+    if ui is None or not isinstance(recorded.get("ui_url"), str):
+        return
+    from metastream.api.settings import UiSettings
+    from metastream.stack.ui import answers
+
+    status.ui_pid = ui.pid
+    status.ui_url = str(recorded["ui_url"])
+    status.ui_answers = ui.alive() and answers(status.ui_url, UiSettings.from_env().token)
 
 
 def _server_version(info: dict[str, Any]) -> str:
@@ -154,6 +172,7 @@ def gather(settings: Settings, *, db: Path | None = None) -> StackStatus:
         if projector is not None:
             status.projector_pid = projector.pid
             status.projector_alive = projector.alive()
+        _read_ui(status, recorded)
         if db is None and isinstance(recorded.get("db"), str):
             status.db = Path(str(recorded["db"]))
         if isinstance(recorded.get("stream"), str):

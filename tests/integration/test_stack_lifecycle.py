@@ -81,7 +81,7 @@ def test_up_after_a_redis_crash_stops_the_old_consumer_and_down_stops_everything
     settings = Settings.from_env()
     _up()
     old = _pids(_record(settings))
-    assert set(old) == {"server", "consumer", "projector"}
+    assert set(old) == {"server", "consumer", "projector", "ui"}
 
     os.kill(old["server"], signal.SIGKILL)  # Redis crashes; its consumer keeps running
     assert eventually(lambda: not pid_alive(old["server"]))
@@ -98,6 +98,8 @@ def test_up_after_a_redis_crash_stops_the_old_consumer_and_down_stops_everything
     assert f"redis (pid {old['server']}) is gone" in again.stdout
     assert f"stopping the consumer (pid {old['consumer']})" in again.stdout
     assert f"stopping the projector (pid {old['projector']})" in again.stdout
+    assert f"stopping the dashboard (pid {old['ui']})" in again.stdout  # it held the port
+    assert "dashboard: http://" in again.stdout  # and the new stack's serves on it
     assert not pid_alive(old["consumer"]), "the old stack's consumer still runs"
     assert not pid_alive(old["projector"]), "the old stack's projector still runs"
     new = _pids(_record(settings))

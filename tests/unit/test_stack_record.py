@@ -80,7 +80,7 @@ def test_down_never_signals_a_pid_that_another_process_took(
     assert down(settings, say=lines.append)
     assert ours.wait(30) is not None  # stopped
     assert stranger.poll() is None, "a process that only reused a recorded pid was signalled"
-    assert f"stopping the ui (pid {ours.pid}) ..." in lines
+    assert f"stopping the dashboard (pid {ours.pid}) ..." in lines
     assert f"the consumer (pid {stranger.pid}) was already gone" in lines
     assert not settings.stack_file.exists()
 
