@@ -304,7 +304,15 @@ function drawPlot() {
   scales.forEach((s, j) => {
     const g = svg("g", { class: "pc-axis", "data-key": s.row.key });
     g.append(svg("line", { x1: xs[j], x2: xs[j], y1: s.top, y2: s.bottom }));
-    const title = svg("text", { x: xs[j], y: 14, "text-anchor": "middle", class: "pc-title" }, shorten(s.row.key));
+    // Titles share the width between axes; when that is tight they alternate on two rows.
+    const crowded = gap < 170;
+    const last = j === keys.length - 1;
+    // a centred title may use the width up to the next title of its row; an outer one
+    // runs one way only, up to half that
+    const room = (crowded ? 2 * gap : gap) / (j === 0 || last ? 2 : 1) + (j === 0 || last ? 60 : 0);
+    const anchor = j === 0 ? "start" : last ? "end" : "middle";  // the outer titles stay inside
+    const tx = j === 0 ? xs[j] - 12 : last ? xs[j] + 12 : xs[j];
+    const title = svg("text", { x: tx, y: crowded && j % 2 ? 27 : 12, "text-anchor": anchor, class: "pc-title" }, shorten(s.row.key, Math.floor(room / 7.5)));
     title.append(svg("title", {}, s.row.key));
     g.append(title);
     const hiLabel = s.flip ? s.bottom + 14 : s.top - 8;
@@ -331,7 +339,10 @@ function drawPlot() {
   drawLegend();
 }
 
-function shorten(key) { return key.length > 24 ? "…" + key.slice(-23) : key; }
+function shorten(key, max) {
+  const limit = Math.max(8, Math.min(40, max));
+  return key.length > limit ? "…" + key.slice(-(limit - 1)) : key;
+}
 function toggle(set, key) { if (set.has(key)) set.delete(key); else set.add(key); }
 
 function brushable(hit, plot, s, x) {
