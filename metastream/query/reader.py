@@ -364,7 +364,9 @@ class Reader:
     # -- the log and its bookkeeping ---------------------------------------
 
     def set_aside(self, event_ids: Iterable[bytes] | None = None) -> list[SetAside]:
-        """Events not applied: rejected ones, then those still waiting for their entity.
+        """Events not applied: rejected ones, quarantined ones (a projection could not apply
+        them, see ``metastream project --quarantined``), then those still waiting for their
+        entity.
 
         With ``event_ids``, only those among them.
         """
@@ -373,8 +375,12 @@ class Reader:
         out: list[SetAside] = []
         for table, candidates, rejected in (
             ("rejections", "candidates", True),
+            ("quarantine", "'[]'", True),
             ("pending", "'[]'", False),
         ):
+            if table == "quarantine":
+                out.extend(self._quarantined(chunks))
+                continue
             for chunk in chunks:
                 where = "" if chunk is None else f" WHERE event_id IN ({_in(len(chunk))})"
                 out.extend(
@@ -383,6 +389,35 @@ class Reader:
                         f"SELECT position, event_id, target, reason, {candidates} FROM {table}"
                         f"{where} ORDER BY position",
                         chunk or (),
+                    )
+                )
+        return out
+
+    def _quarantined(self, chunks: list[list[bytes]] | list[None]) -> list[SetAside]:
+        out: list[SetAside] = []
+        for chunk in chunks:
+            where = "" if chunk is None else f" WHERE q.event_id IN ({_in(len(chunk))})"
+            try:
+                rows = self.db.execute(
+                    "SELECT q.position, q.event_id, q.projection, q.reason, l.body "
+                    "FROM quarantine q JOIN log_events l ON l.position = q.position"
+                    f"{where} ORDER BY q.position, q.projection",
+                    chunk or (),
+                ).fetchall()
+            except sqlite3.OperationalError:  # a database no projector has prepared yet
+                return []
+            for position, event_id, projection, reason, body in rows:
+                event = decode_stored(body)
+                target = getattr(event, "target", None)
+                what = target.describe() if target is not None else type(event).__name__
+                out.append(
+                    SetAside(
+                        position,
+                        uuid.UUID(bytes=bytes(event_id)),
+                        what,
+                        f"quarantined by the {projection} view: {reason}",
+                        True,
+                        [],
                     )
                 )
         return out

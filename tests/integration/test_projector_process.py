@@ -20,6 +20,7 @@ from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.sqlite import open_connection
 from metastream.projections import Projector
 from metastream.projections.projector import transaction
+from metastream.query import Reader
 from tests.events import Pipeline, incoming
 from tests.streams import cli, wait_for_sync
 from tests.unit.views import VIEW_TABLES, dump
@@ -152,6 +153,11 @@ def test_an_event_a_projection_cannot_apply_is_quarantined_and_the_views_go_on(
     finally:
         db_conn.close()
     assert set(rows) == {"a", "b"}  # a=1 applied, a=2 skipped, b=3 after it applied
+    with Reader(db) as reader:  # what Client.wait_for and `metastream rejections` read
+        (aside,) = reader.set_aside()
+    assert (aside.position, aside.event_id, aside.rejected) == (3, event_id, True)
+    assert aside.reason == "quarantined by the latest view: KeyError: 'a bug meets a=2'"
+    assert aside.target.startswith("pipeline run")
     from metastream.schemas import decode_value
 
     assert decode_value(rows["a"]) == 1
