@@ -18,7 +18,8 @@ What runs, in FastStream's lifecycle order:
   it through :class:`~metastream.consumer.ingest.Ingestor` (ack policy
   ``MANUAL``: FastStream acks nothing, the ingestor acks after the commit).
 * ``after_startup``: the reclaim loop and the housekeeping loop (trimming,
-  forgetting dead consumers, a progress line) start beside the subscriber.
+  forgetting dead consumers, a progress line, starting the projector child
+  again if it died) start beside the subscriber.
 * ``on_shutdown`` (SIGTERM/SIGINT): the loops finish what they are doing and
   stop; then FastStream stops the subscriber, waiting up to
   ``GRACEFUL_TIMEOUT`` for the batch in hand, which is committed and acked.
@@ -255,6 +256,24 @@ class Consumer:
         )
         log.info("projector started (pid %d)", self.projector.pid)
 
+    def restart_projector_if_gone(self) -> bool:
+        """Start the projector child again if it exited (it is checked at each housekeeping).
+
+        It resumes from the views' checkpoints: nothing was lost meanwhile,
+        the views only stood still.
+        """
+        process = self.projector
+        if process is None or process.poll() is None:
+            return False
+        log.error(
+            "the projector (pid %d) exited with %s: starting it again (the views resume from "
+            "their checkpoints)",
+            process.pid,
+            process.returncode,
+        )
+        self._start_projector()
+        return True
+
     def _stop_projector(self) -> None:
         process, self.projector = self.projector, None
         if process is None or process.poll() is not None:
@@ -346,6 +365,7 @@ class Consumer:
                 await self.housekeep()
             except (RedisError, OSError) as exc:
                 log.error("trimming %s failed: %s", self.settings.stream, exc)
+            self.restart_projector_if_gone()
             assert self.ingestor is not None
             stats = self.ingestor.stats
             now = (stats.new, stats.duplicates, stats.dead_lettered)

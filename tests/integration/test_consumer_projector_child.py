@@ -16,9 +16,11 @@ from tests.streams import (
     fill,
     head,
     run_events,
+    running_consumer,
     start_consumer_process,
     stop_process,
     views_at_head,
+    wait_for,
     wait_for_sync,
 )
 
@@ -73,3 +75,18 @@ def test_no_projector_child_with_projector_0(
     finally:
         assert stop_process(consumer) == 0
     assert os.path.exists(s.db)
+
+
+async def test_a_projector_child_that_dies_is_started_again_and_the_views_catch_up(
+    settings: Settings, stream: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    s = consumer_settings(settings, stream, redis_url)
+    async with running_consumer(s, housekeeping_interval=0.2) as consumer:
+        assert consumer.projector is not None
+        first = consumer.projector.pid
+        fill(redis_client, s.stream, run_events(30))
+        await wait_for(lambda: views_at_head(s.db) and head(s.db) == 30)
+        os.kill(first, signal.SIGKILL)
+        fill(redis_client, s.stream, run_events(30))  # appended while no projector runs
+        await wait_for(lambda: consumer.projector is not None and consumer.projector.pid != first)
+        await wait_for(lambda: views_at_head(s.db) and head(s.db) == 60)
