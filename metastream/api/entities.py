@@ -2,7 +2,8 @@
 
 Each function returns an API model whose metadata holds the Python values
 (a ``Uri`` is still a ``Uri``): the pages render those, and the API turns
-them into the JSON form with :func:`json_metadata`.
+them into the JSON form with :func:`json_metadata`. An entity "as of" a
+point is read by ``metastream.query.as_of``, as the CLI's ``--as-of`` reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from metastream.api import models
 from metastream.api.readers import as_of_seconds
 from metastream.errors import ReferenceNotFound
 from metastream.query import Reader, browse
+from metastream.query.as_of import run_as_of, step_as_of, version_as_of
 from metastream.query.compare import MAX_COMPARED, compare
 from metastream.query.views import StepView
 from metastream.schemas import as_uuid
@@ -28,7 +30,7 @@ def _member(m: browse.Member) -> models.Member:
     return models.Member(m.id, m.kind, m.name, m.version, m.status, m.created)
 
 
-def _step_model(view: StepView, metadata: dict[str, Any]) -> models.Step:
+def _step_model(view: StepView, as_of: models.AsOf | None = None) -> models.Step:
     return models.Step(
         id=view.id,
         name=view.name,
@@ -37,37 +39,16 @@ def _step_model(view: StepView, metadata: dict[str, Any]) -> models.Step:
         created=view.created,
         finished=view.finished,
         error=view.error,
-        metadata=metadata,
+        metadata=view.run_metadata,
+        as_of=as_of,
     )
 
 
-def _not_yet(reader: Reader, entity: bytes, as_of: models.AsOf | None, what: str) -> None:
+def _point(as_of: models.AsOf | None) -> dict[str, Any]:
+    """``as_of`` as the ``position``/``time`` arguments of ``metastream.query.as_of``."""
     if as_of is None:
-        return
-    found = browse.registration(reader, entity)
-    if found is None:
-        return
-    at, created = found.position, found.created
-    cut = browse.cut_time(reader, as_of.position, as_of_seconds(as_of))
-    if (as_of.position is not None and at is not None and at > as_of.position) or (
-        cut is not None and created is not None and created > cut
-    ):
-        raise ReferenceNotFound(f"{what} was not registered yet as of {_describe(as_of)}")
-
-
-def _describe(as_of: models.AsOf) -> str:
-    return f"position {as_of.position}" if as_of.position is not None else str(as_of.time)
-
-
-def _status_as_of(
-    reader: Reader, as_of: models.AsOf | None, status: str | None, finished: Any, error: Any
-) -> tuple[str | None, Any, Any]:
-    if as_of is None or finished is None:
-        return status, finished, error
-    cut = browse.cut_time(reader, as_of.position, as_of_seconds(as_of))
-    if cut is not None and finished.timestamp() > cut:
-        return "running", None, None
-    return status, finished, error
+        return {}
+    return {"position": as_of.position, "time": as_of_seconds(as_of)}
 
 
 def run(
@@ -75,65 +56,25 @@ def run(
 ) -> models.Run:
     """A run by id, name or unique prefix, with steps, artifacts and models."""
     run_id = browse.run_ref(reader, ref)
-    _not_yet(reader, run_id, as_of, f"pipeline run {ref!r}")
-    position, time = (None, None) if as_of is None else (as_of.position, as_of_seconds(as_of))
-    view = reader.run_by_id(run_id, rollups=False)
-    steps = []
-    step_members = {
-        m.id: m for m in browse.members(reader, run_id, "step_run", position=position, time=time)
-    }
+    point = _point(as_of)
     if as_of is None:
-        metadata = dict(view.run_metadata)
-        for step in view.steps.values():
-            steps.append(_step_model(step, step.run_metadata))
+        view = reader.run_by_id(run_id, rollups=rollups)
     else:
-        metadata = reader.as_of(run_id, position=position, time=time)
-        for step in view.steps.values():
-            member = step_members.get(step.id)
-            if member is None:
-                continue
-            step_metadata = reader.as_of(step.id.bytes, position=position, time=time)
-            steps.append(
-                msgspec.structs.replace(
-                    _step_model(step, step_metadata),
-                    status=member.status,
-                    finished=member.finished,
-                    error=member.error,
-                )
-            )
-    if rollups:
-        for step_model in steps:
-            for key, value in step_model.metadata.items():
-                metadata[f"{step_model.name}::{key}"] = value
-    status, finished, error = _status_as_of(reader, as_of, view.status, view.finished, view.error)
+        view = run_as_of(reader, run_id, rollups=rollups, **point)
     return models.Run(
         id=view.id,
         name=view.name,
         pipeline_name=view.pipeline_name,
-        status=status,
+        status=view.status,
         created=view.created,
-        finished=finished,
-        error=error,
-        metadata=metadata,
-        steps=steps,
-        artifacts=[
-            _member(m)
-            for m in browse.members(
-                reader, run_id, "artifact_version", position=position, time=time
-            )
-        ],
-        models=[
-            _member(m)
-            for m in browse.members(reader, run_id, "model_version", position=position, time=time)
-        ],
+        finished=view.finished,
+        error=view.error,
+        metadata=view.run_metadata,
+        steps=[_step_model(s) for s in view.steps.values()],
+        artifacts=[_member(m) for m in browse.members(reader, run_id, "artifact_version", **point)],
+        models=[_member(m) for m in browse.members(reader, run_id, "model_version", **point)],
         as_of=as_of,
     )
-
-
-def _metadata(reader: Reader, entity: bytes, as_of: models.AsOf | None) -> dict[str, Any]:
-    if as_of is None:
-        return reader.metadata(entity)
-    return reader.as_of(entity, position=as_of.position, time=as_of_seconds(as_of))
 
 
 def step(
@@ -141,25 +82,20 @@ def step(
 ) -> models.Step:
     """A step run by id, or by name within a run."""
     step_id = reader.step_id(step_ref, run_ref)
-    _not_yet(reader, step_id, as_of, f"step {step_ref!r}")
-    view = reader.step(uuid.UUID(bytes=step_id))
-    status, finished, error = _status_as_of(reader, as_of, view.status, view.finished, view.error)
-    return msgspec.structs.replace(
-        _step_model(view, _metadata(reader, step_id, as_of)),
-        status=status,
-        finished=finished,
-        error=error,
-        as_of=as_of,
-    )
+    if as_of is None:
+        view = reader.step(uuid.UUID(bytes=step_id))
+    else:
+        view = step_as_of(reader, step_id, **_point(as_of))
+    return _step_model(view, as_of)
 
 
 def artifact_version(
     reader: Reader, ref: str, version: str | None = None, *, as_of: models.AsOf | None = None
 ) -> models.ArtifactVersion:
     """An artifact version by name and version (the latest when none), or by id."""
-    entity = reader.artifact_version_id(ref, version)
-    _not_yet(reader, entity, as_of, f"artifact version {ref!r}")
-    view = reader.artifact_version(uuid.UUID(bytes=entity))
+    view = reader.artifact_version(ref, version)
+    if as_of is not None:
+        view = version_as_of(reader, view, **_point(as_of))
     return models.ArtifactVersion(
         id=view.id,
         name=view.name,
@@ -168,7 +104,7 @@ def artifact_version(
         step_id=view.step_id,
         uri=view.uri,
         created=view.created,
-        metadata=_metadata(reader, entity, as_of),
+        metadata=view.run_metadata,
         as_of=as_of,
     )
 
@@ -177,16 +113,16 @@ def model_version(
     reader: Reader, ref: str, version: str | None = None, *, as_of: models.AsOf | None = None
 ) -> models.ModelVersion:
     """A model version by name and version (the latest when none), or by id."""
-    entity = reader.model_version_id(ref, version)
-    _not_yet(reader, entity, as_of, f"model version {ref!r}")
-    view = reader.model_version(uuid.UUID(bytes=entity))
+    view = reader.model_version(ref, version)
+    if as_of is not None:
+        view = version_as_of(reader, view, **_point(as_of))
     return models.ModelVersion(
         id=view.id,
         name=view.name,
         version=view.version,
         run_id=view.run_id,
         created=view.created,
-        metadata=_metadata(reader, entity, as_of),
+        metadata=view.run_metadata,
         as_of=as_of,
     )
 
@@ -204,22 +140,25 @@ def history(reader: Reader, entity_id: str, key: str) -> models.History:
     return models.History(entity=entity, kind=found.kind, key=key, entries=entries)
 
 
+def _summary(
+    run: browse.RunRow | models.Run, metrics: dict[str, Any], position: int
+) -> models.RunSummary:
+    return models.RunSummary(
+        id=run.id,
+        name=run.name,
+        pipeline_name=run.pipeline_name,
+        status=run.status,
+        created=run.created,
+        finished=run.finished,
+        error=run.error,
+        position=position,
+        metrics=metrics,
+    )
+
+
 def summaries(reader: Reader, rows: list[browse.RunRow]) -> list[models.RunSummary]:
     metrics = browse.run_metrics(reader, [r.id.bytes for r in rows])
-    return [
-        models.RunSummary(
-            id=r.id,
-            name=r.name,
-            pipeline_name=r.pipeline_name,
-            status=r.status,
-            created=r.created,
-            finished=r.finished,
-            error=r.error,
-            position=r.position,
-            metrics=metrics[r.id.bytes],
-        )
-        for r in rows
-    ]
+    return [_summary(r, metrics[r.id.bytes], r.position) for r in rows]
 
 
 def json_metadata(entity: S) -> S:
@@ -266,22 +205,8 @@ def comparison(
 ) -> models.Comparison:
     keys = compare([r.metadata for r in runs], baseline)
     metrics = browse.run_metrics(reader, [r.id.bytes for r in runs])
-    summaries = [
-        models.RunSummary(
-            id=r.id,
-            name=r.name,
-            pipeline_name=r.pipeline_name,
-            status=r.status,
-            created=r.created,
-            finished=r.finished,
-            error=r.error,
-            position=0,
-            metrics=metrics[r.id.bytes],
-        )
-        for r in runs
-    ]
     return models.Comparison(
-        runs=summaries,
+        runs=[_summary(r, metrics[r.id.bytes], 0) for r in runs],
         baseline=runs[baseline].id,
         keys=[
             models.ComparedKey(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import datetime
 import sys
 import uuid
@@ -230,9 +229,7 @@ def _view_as_of(
         return as_of.step_as_of(reader, entity, **point)
     view = _view(reader, entity, args)
     assert isinstance(view, ArtifactVersionView | ModelVersionView)
-    what = f"{args.kind} {view.name!r} version {view.version!r}"
-    as_of.require_existed(reader, entity, what, **point)
-    return dataclasses.replace(view, run_metadata=reader.as_of(entity, **point))
+    return as_of.version_as_of(reader, view, **point)
 
 
 def _header(view: EntityView) -> tuple[dict[str, str], list[StepView]]:

@@ -15,11 +15,18 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
+from typing import TypeVar
 
 from metastream.errors import ReferenceNotFound
 from metastream.query import browse
 from metastream.query.reader import Reader
-from metastream.query.views import ArtifactVersionView, RunView, Steps, StepView
+from metastream.query.views import (
+    ArtifactVersionView,
+    ModelVersionView,
+    RunView,
+    Steps,
+    StepView,
+)
 
 
 def describe(position: int | None, time: float | None) -> str:
@@ -57,19 +64,15 @@ def require_existed(
         )
 
 
-def _status_then(
-    reader: Reader,
-    status: str | None,
-    finished: datetime.datetime | None,
-    error: str | None,
-    *,
-    position: int | None,
-    time: float | None,
-) -> tuple[str | None, datetime.datetime | None, str | None]:
+V = TypeVar("V", bound=RunView | StepView)
+
+
+def _status_then(reader: Reader, view: V, *, position: int | None, time: float | None) -> V:
+    """``view`` with the status it had at the point: ``running`` if it finished after it."""
     cut = browse.cut_time(reader, position, time)
-    if cut is not None and finished is not None and finished.timestamp() > cut:
-        return "running", None, None
-    return status, finished, error
+    if cut is not None and view.finished is not None and view.finished.timestamp() > cut:
+        return dataclasses.replace(view, status="running", finished=None, error=None)
+    return view
 
 
 def run_as_of(
@@ -101,17 +104,8 @@ def run_as_of(
         if rollups:
             for key, value in step_metadata.items():
                 metadata[f"{m.name}::{key}"] = value
-    status, finished, error = _status_then(
-        reader, view.status, view.finished, view.error, position=position, time=time
-    )
-    return dataclasses.replace(
-        view,
-        status=status,
-        finished=finished,
-        error=error,
-        steps=Steps(view.name, steps),
-        run_metadata=metadata,
-    )
+    then = dataclasses.replace(view, steps=Steps(view.name, steps), run_metadata=metadata)
+    return _status_then(reader, then, position=position, time=time)
 
 
 def step_as_of(
@@ -120,15 +114,25 @@ def step_as_of(
     """The step run as it was: its status and its metadata then."""
     view = reader.step(uuid.UUID(bytes=step_id))
     require_existed(reader, step_id, f"step {view.name!r}", position=position, time=time)
-    status, finished, error = _status_then(
-        reader, view.status, view.finished, view.error, position=position, time=time
+    then = dataclasses.replace(
+        view, run_metadata=reader.as_of(step_id, position=position, time=time)
     )
+    return _status_then(reader, then, position=position, time=time)
+
+
+Version = TypeVar("Version", bound=ArtifactVersionView | ModelVersionView)
+
+
+def version_as_of(
+    reader: Reader, view: Version, *, position: int | None = None, time: float | None = None
+) -> Version:
+    """The artifact or model version as it was: its metadata then (it has no status)."""
+    kind = "artifact" if isinstance(view, ArtifactVersionView) else "model"
+    entity = view.id.bytes
+    what = f"{kind} {view.name!r} version {view.version!r}"
+    require_existed(reader, entity, what, position=position, time=time)
     return dataclasses.replace(
-        view,
-        status=status,
-        finished=finished,
-        error=error,
-        run_metadata=reader.as_of(step_id, position=position, time=time),
+        view, run_metadata=reader.as_of(entity, position=position, time=time)
     )
 
 
@@ -146,4 +150,11 @@ def run_artifacts_as_of(
     return out
 
 
-__all__ = ["describe", "require_existed", "run_artifacts_as_of", "run_as_of", "step_as_of"]
+__all__ = [
+    "describe",
+    "require_existed",
+    "run_artifacts_as_of",
+    "run_as_of",
+    "step_as_of",
+    "version_as_of",
+]
