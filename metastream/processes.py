@@ -1,12 +1,38 @@
-"""Is a process alive, and stopping one: what the local stack and its users need."""
+"""Starting a process, is one alive, and stopping one: what the local stack and its users need."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
+import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+from metastream.private_files import UMASK, open_private_append
+
+
+def start_detached(
+    argv: list[str], log: Path, *, env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own (Ctrl-C in the terminal does not reach it), its
+    stdout and stderr appended to ``log`` (made 0600), no stdin, under :data:`UMASK` (what it
+    creates, a database, its WAL, spool files, is the owner's only)."""
+    log_fd = open_private_append(log)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            umask=UMASK,
+        )
+    finally:
+        os.close(log_fd)
 
 
 def consumer_name(pid: int | None = None) -> str:

@@ -61,13 +61,11 @@ from metastream.config import (
 )
 from metastream.errors import MetastreamError
 from metastream.private_files import (
-    UMASK,
     make_private_dir,
-    open_private_append,
     tighten_dir,
     write_private_text,
 )
-from metastream.processes import consumer_name, start_time, stop_pid
+from metastream.processes import consumer_name, start_detached, start_time, stop_pid
 from metastream.stack.server import RedisServer, problem
 from metastream.urls import connection_problem, mask_url, scrub
 
@@ -195,6 +193,27 @@ def _warn_env(settings: Settings, say: Say) -> None:
         )
 
 
+def _announce(
+    settings: Settings,
+    url: str,
+    processes: list[StackProcess],
+    dashboard: tuple[StackProcess, str] | None,
+    say: Say,
+    details: str,
+) -> None:
+    """Record the stack (``stack.json``: producers find it from now on) and say what runs:
+    redis, then ``details``, the dashboard, and a note if the environment points elsewhere."""
+    address = None
+    if dashboard is not None:
+        processes.append(dashboard[0])
+        address = dashboard[1]
+    _write_stack_file(settings, _record(settings, url, processes, address))
+    say(f"metastream is up: redis at {mask_url(url)}{details}")
+    if dashboard is not None:
+        say(f"dashboard: {address} (pid {dashboard[0].pid})")
+    _warn_env(settings, say)
+
+
 def up_foreground(settings: Settings, say: Say = print, *, dashboard: bool = True) -> None:
     """Run the stack until Ctrl-C (or SIGTERM, or ``metastream down``)."""
     from metastream.consumer import run
@@ -209,17 +228,15 @@ def up_foreground(settings: Settings, say: Say = print, *, dashboard: bool = Tru
         processes = [_process("server", server.pid or 0), me, _process("projector", projector.pid)]
         if dashboard:
             shown = _start_ui(settings, server.url, say, wait=False)
-        if shown is not None:
-            processes.append(shown[0])
-        address = shown[1] if shown is not None else None
-        _write_stack_file(settings, _record(settings, server.url, processes, address))
-        say(
-            f"metastream is up: redis at {mask_url(server.url)}, database {settings.db}, "
-            f"projector pid {projector.pid} (log: {projector_log(settings)})"
+        _announce(
+            settings,
+            server.url,
+            processes,
+            shown,
+            say,
+            f", database {settings.db}, projector pid {projector.pid} "
+            f"(log: {projector_log(settings)})",
         )
-        if shown is not None:
-            say(f"dashboard: {address} (pid {shown[0].pid})")
-        _warn_env(settings, say)
         say(
             "consuming in this terminal; Ctrl-C stops the consumer, the projector, the dashboard, "
             "then redis "
@@ -254,20 +271,10 @@ def _stack_env(settings: Settings, url: str) -> dict[str, str]:
 
 def _spawn_projector(settings: Settings, url: str) -> subprocess.Popen[bytes]:
     """The stack's projector: ``python -m metastream.projections``, detached, its log its own."""
-    log_fd = open_private_append(projector_log(settings))
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "metastream.projections"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            env=_stack_env(settings, url),
-            cwd=settings.home,
-            start_new_session=True,
-            umask=UMASK,
-        )
-    finally:
-        os.close(log_fd)
+    argv = [sys.executable, "-m", "metastream.projections"]
+    process = start_detached(
+        argv, projector_log(settings), env=_stack_env(settings, url), cwd=settings.home
+    )
     _DETACHED.append(process)
     return process
 
@@ -306,7 +313,7 @@ def _start_ui(
 
     try:
         chosen = UiSettings.from_env()
-        process = ui.spawn_ui(settings, chosen, _stack_env(settings, url), UMASK)
+        process = ui.spawn_ui(settings, chosen, _stack_env(settings, url))
     except (ValueError, OSError) as exc:
         say(f"warning: the dashboard is not started: {exc}")
         return None
@@ -329,20 +336,8 @@ def _start_ui(
 def _spawn_consumer(settings: Settings, url: str) -> subprocess.Popen[bytes]:
     env = _stack_env(settings, url)
     env[PROJECTOR_ENV] = "0"  # the stack runs the projector as a process of its own
-    log_fd = open_private_append(consumer_log(settings))
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "metastream.consumer"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=settings.home,
-            start_new_session=True,
-            umask=UMASK,  # the database, its WAL, spool files: the owner's only
-        )
-    finally:
-        os.close(log_fd)
+    argv = [sys.executable, "-m", "metastream.consumer"]
+    process = start_detached(argv, consumer_log(settings), env=env, cwd=settings.home)
     _DETACHED.append(process)
     return process
 
@@ -414,18 +409,15 @@ def up_detached(
         _process("projector", projector.pid),
     ]
     shown = _start_ui(settings, server.url, say) if dashboard else None
-    if shown is not None:
-        processes.append(shown[0])
-    address = shown[1] if shown is not None else None
-    _write_stack_file(settings, _record(settings, server.url, processes, address))
-    say(
-        f"metastream is up: redis at {mask_url(server.url)} (pid {server.pid}), "
-        f"consumer pid {process.pid} (log: {consumer_log(settings)}), "
-        f"projector pid {projector.pid} (log: {projector_log(settings)}), database {settings.db}"
+    _announce(
+        settings,
+        server.url,
+        processes,
+        shown,
+        say,
+        f" (pid {server.pid}), consumer pid {process.pid} (log: {consumer_log(settings)}), "
+        f"projector pid {projector.pid} (log: {projector_log(settings)}), database {settings.db}",
     )
-    if shown is not None:
-        say(f"dashboard: {address} (pid {shown[0].pid})")
-    _warn_env(settings, say)
 
 
 def _clear_dead_stack(settings: Settings, record: dict[str, Any], say: Say) -> None:

@@ -8,7 +8,6 @@ loopback without a token), ``up`` says why and runs the rest.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Final
 
 from metastream.api.settings import UiSettings, check_exposure
 from metastream.config import Settings
-from metastream.private_files import open_private_append
+from metastream.processes import start_detached
 
 UI_LOG: Final = "ui.log"
 READY_TIMEOUT: Final = 30.0
@@ -30,43 +29,16 @@ def ui_log(settings: Settings) -> Path:
     return settings.home / UI_LOG
 
 
-def spawn_ui(
-    settings: Settings, ui: UiSettings, env: dict[str, str], umask: int
-) -> subprocess.Popen[bytes]:
+def spawn_ui(settings: Settings, ui: UiSettings, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``metastream ui`` over the stack's database, detached, its output in ``ui.log``.
 
     It waits for the database (up to ``READY_TIMEOUT``): a foreground ``up``
     starts it before its consumer has made one.
     """
     check_exposure(ui)  # refuse here, with the ui's own message, rather than in its log
-    log_fd = open_private_append(ui_log(settings))
-    try:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "metastream",
-                "--db",
-                str(settings.db),
-                "ui",
-                "--host",
-                ui.host,
-                "--port",
-                str(ui.port),
-                "--wait",
-                str(READY_TIMEOUT),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=settings.home,
-            start_new_session=True,
-            umask=umask,
-        )
-    finally:
-        os.close(log_fd)
-    return process
+    argv = [sys.executable, "-m", "metastream", "--db", str(settings.db), "ui"]
+    argv += ["--host", ui.host, "--port", str(ui.port), "--wait", str(READY_TIMEOUT)]
+    return start_detached(argv, ui_log(settings), env=env, cwd=settings.home)
 
 
 def answers(url: str, token: str | None, timeout: float = 2.0) -> bool:
