@@ -18,7 +18,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
-from metastream.api import entities
+from metastream.api import entities, models
 from metastream.api.readers import Readers, parse_as_of
 from metastream.api.render import cards, human_size, is_web_link, short_number, value_html
 from metastream.api.security import COOKIE, token_matches
@@ -162,15 +162,7 @@ def artifact_page(
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.artifact_version(reader, ref, version, as_of=parse_as_of(as_of))
-    return render(
-        "version.html",
-        entity=found,
-        kind="artifact",
-        web_uri=found.uri is not None and is_web_link(found.uri),
-        as_of=as_of or "",
-        head=position,
-        position=position,
-    )
+    return _version_page(found, as_of, position)
 
 
 @get("/model-versions/{ref:str}", sync_to_thread=True, include_in_schema=False)
@@ -183,11 +175,19 @@ def model_page(
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.model_version(reader, ref, version, as_of=parse_as_of(as_of))
+    return _version_page(found, as_of, position)
+
+
+def _version_page(
+    found: models.ArtifactVersion | models.ModelVersion, as_of: str | None, position: int
+) -> Response[str]:
+    """An artifact or a model version: one template (models have no URI)."""
+    uri = found.uri if isinstance(found, models.ArtifactVersion) else None
     return render(
         "version.html",
         entity=found,
-        kind="model",
-        web_uri=False,
+        kind="artifact" if isinstance(found, models.ArtifactVersion) else "model",
+        web_uri=uri is not None and is_web_link(uri),
         as_of=as_of or "",
         head=position,
         position=position,

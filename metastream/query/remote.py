@@ -143,6 +143,13 @@ class RemoteClient(Client):
             raise RemoteError(f"{self.url}{path}: {response.status_code} {message}")
         return msgspec.json.decode(response.content, type=type)
 
+    def _version(
+        self, collection: str, ref: str | uuid.UUID, version: str | int | None
+    ) -> _Version:
+        """An artifact or model version (``collection``: its path) by id, or name and version."""
+        number = None if version is None else str(version)
+        return self._get(f"/{collection}/{_path(ref)}", _Version, version=number)
+
     # -- the reference's fetch API -----------------------------------------
 
     def get_pipeline_run(
@@ -182,11 +189,7 @@ class RemoteClient(Client):
     def get_artifact_version(
         self, name_id_or_prefix: str | uuid.UUID, version: str | int | None = None
     ) -> ArtifactVersionView:
-        found = self._get(
-            f"/artifact-versions/{_path(name_id_or_prefix)}",
-            _Version,
-            version=None if version is None else str(version),
-        )
+        found = self._version("artifact-versions", name_id_or_prefix, version)
         return ArtifactVersionView(
             id=found.id,
             name=found.name,
@@ -209,11 +212,7 @@ class RemoteClient(Client):
         model_version_name_or_number_or_id: str | int | None = None,
     ) -> ModelVersionView:
         version = model_version_name_or_number_or_id
-        found = self._get(
-            f"/model-versions/{_path(model_name_or_id)}",
-            _Version,
-            version=None if version is None else str(version),
-        )
+        found = self._version("model-versions", model_name_or_id, version)
         return ModelVersionView(
             id=found.id,
             name=found.name,
