@@ -11,9 +11,10 @@ so memory does not depend on how many are asked for.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from metastream.eventlog import Incoming
 from metastream.schemas import (
     ArtifactVersionRegistered,
     ById,
@@ -27,6 +28,7 @@ from metastream.schemas import (
     StepStarted,
     StorageSize,
     Uri,
+    decode_stored,
     encode_event,
     model_version_id_for,
     new_uuid,
@@ -123,3 +125,16 @@ def one_big_run(steps: int = 100, keys: int = 50, seed: int = 11) -> Iterator[Ev
 def encoded(events: Iterator[Event]) -> Iterator[bytes]:
     for event in events:
         yield encode_event(event)
+
+
+def incoming_batches(events: Iterable[Event], size: int) -> Iterator[list[Incoming]]:
+    """``events`` as the consumer hands them to the log (encoded, decoded back), ``size`` a list."""
+    batch: list[Incoming] = []
+    for event in events:
+        body = encode_event(event)
+        batch.append(Incoming(decode_stored(body), body))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -34,8 +34,7 @@ from typing import Any
 import httpx
 
 from metastream.benchmarks import say
-from metastream.benchmarks.synthetic import one_big_run
-from metastream.eventlog import Incoming
+from metastream.benchmarks.synthetic import incoming_batches, one_big_run
 from metastream.projections import Store
 from metastream.projections.store import gc_paused
 from metastream.query import Reader
@@ -47,25 +46,13 @@ from metastream.schemas import (
     RunStarted,
     StepFinished,
     StepStarted,
-    decode_stored,
-    encode_event,
     new_uuid,
     prepare_metadata,
 )
 
 Timer = Callable[[], float]
-
-
-def _incoming(events: Iterator[Event], size: int = 10_000) -> Iterator[list[Incoming]]:
-    batch: list[Incoming] = []
-    for event in events:
-        body = encode_event(event)
-        batch.append(Incoming(decode_stored(body), body))
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+BATCH = 10_000
+"""Events a transaction while the database is built."""
 
 
 def _small_runs(runs: int, steps: int = 2, keys: int = 5) -> Iterator[Event]:
@@ -111,7 +98,7 @@ async def _build(path: Path, runs: int) -> None:
     try:
         with gc_paused():
             for source in (_small_runs(runs), one_big_run(), _compared_runs()):
-                for batch in _incoming(source):
+                for batch in incoming_batches(source, BATCH):
                     await store.ingest(batch)
     finally:
         await store.close()
@@ -200,12 +187,12 @@ def _sse(
             run_id = new_uuid()
             target = ById(kind="pipeline_run", id=run_id)
             first = [RunStarted(run_id=run_id, name="sse-run", pipeline_name="sse")]
-            await store.ingest(next(_incoming(iter(first))))
+            await store.ingest(next(incoming_batches(first, BATCH)))
             rng = random.Random(1)
             for i in range(commits):
                 await asyncio.sleep(rng.uniform(0.02, 0.25))  # commits land anywhere in a poll
                 event = MetadataLogged(target=target, metadata=prepare_metadata({"step": i}))
-                result = await store.ingest(next(_incoming(iter([event]))))
+                result = await store.ingest(next(incoming_batches([event], BATCH)))
                 committed_at[result.first] = time.perf_counter()
         finally:
             await store.close()
