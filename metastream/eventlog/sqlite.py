@@ -239,6 +239,22 @@ def read_at(conn: sqlite3.Connection, positions: Sequence[int]) -> list[LogRecor
     return out
 
 
+def positions_of(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> dict[bytes, int]:
+    """The log positions of those of ``event_ids`` that are in the log."""
+    out: dict[bytes, int] = {}
+    for start in range(0, len(event_ids), SQL_PARAMS):
+        chunk = event_ids[start : start + SQL_PARAMS]
+        out.update(
+            (bytes(e), p)
+            for e, p in conn.execute(
+                f"SELECT event_id, position FROM log_events WHERE event_id IN "
+                f"({placeholders(len(chunk))})",
+                chunk,
+            )
+        )
+    return out
+
+
 def contains(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> set[bytes]:
     found: set[bytes] = set()
     ids = list(event_ids)

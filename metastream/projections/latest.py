@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, TypeAlias
 
 import msgspec
@@ -438,4 +438,70 @@ def key_values(conn: sqlite3.Connection, entity: bytes, key: str) -> list[Value]
         event = decode_stored(record.body)
         if isinstance(event, RawMetadataLogged) and key in event.metadata:
             out.append((event.event_id, bytes(event.metadata[key]), event.component))
+    return out
+
+
+# -- reads: what readers ask of this view -----------------------------------------
+
+
+def events_of(conn: sqlite3.Connection, entity: bytes) -> Iterator[tuple[int, StoredEvent]]:
+    """``(position, event)`` of every event applied to ``entity``, in log order."""
+    for record in logdb.read_at(conn, entity_positions(conn, entity)):
+        yield record.position, decode_stored(record.body)
+
+
+def values_as_of(
+    conn: sqlite3.Connection,
+    entity: bytes,
+    *,
+    position: int | None = None,
+    time: float | None = None,
+) -> dict[str, bytes]:
+    """``entity``'s latest values (encoded, keys sorted) as of a log position and/or a time.
+
+    The same rule as the view itself (``combine``), over the events logged at
+    or before ``position`` and at or before ``time`` (Unix seconds, to the
+    microsecond: an event logged in the same microsecond counts).
+    """
+    values: dict[str, list[Value]] = {}
+    for at, event in events_of(conn, entity):
+        if not isinstance(event, RawMetadataLogged):
+            continue
+        if position is not None and at > position:
+            continue
+        if time is not None and round(event.ts, 6) > time:  # datetimes hold microseconds
+            continue
+        for key, raw in event.metadata.items():
+            values.setdefault(key, []).append((event.event_id, bytes(raw), event.component))
+    return {key: combine(found)[1] for key, found in sorted(values.items())}
+
+
+SetAsideRow = tuple[int, bytes, str, str, list[str]]
+"""``(position, event_id, target, reason, candidates)``."""
+
+
+def set_aside(
+    conn: sqlite3.Connection, table: str, event_ids: Sequence[bytes] | None = None
+) -> list[SetAsideRow]:
+    """The references of ``table`` (``rejections`` or ``pending``), in log order.
+
+    With ``event_ids``, only those among them.
+    """
+    candidates = {"rejections": "candidates", "pending": "'[]'"}[table]
+    chunks: list[Sequence[bytes] | None] = (
+        [event_ids[i : i + _N] for i in range(0, len(event_ids), _N)]
+        if event_ids is not None
+        else [None]
+    )
+    out: list[SetAsideRow] = []
+    for chunk in chunks:
+        where = "" if chunk is None else f" WHERE event_id IN ({_in(len(chunk))})"
+        out.extend(
+            (p, bytes(e), t, r, json.loads(c))
+            for p, e, t, r, c in conn.execute(
+                f"SELECT position, event_id, target, reason, {candidates} FROM {table}"
+                f"{where} ORDER BY position",
+                chunk or (),
+            )
+        )
     return out

@@ -76,15 +76,37 @@ def decode_rows(rows: Sequence[tuple[int, bytes]]) -> list[tuple[int, StoredEven
         ) from exc
 
 
-def quarantined(conn: sqlite3.Connection) -> list[Quarantined]:
-    """Every event a projection skipped, in log order."""
-    return [
-        Quarantined(*row)
-        for row in conn.execute(
+def quarantined(
+    conn: sqlite3.Connection, event_ids: Sequence[bytes] | None = None
+) -> list[Quarantined]:
+    """The events a projection skipped (those of ``event_ids`` if given), in log order."""
+    if event_ids is None:
+        rows = conn.execute(
             "SELECT projection, position, event_id, reason FROM quarantine "
             "ORDER BY position, projection"
-        )
-    ]
+        ).fetchall()
+    else:
+        rows = []
+        for start in range(0, len(event_ids), logdb.SQL_PARAMS):
+            chunk = event_ids[start : start + logdb.SQL_PARAMS]
+            rows += conn.execute(
+                "SELECT projection, position, event_id, reason FROM quarantine "
+                f"WHERE event_id IN ({logdb.placeholders(len(chunk))})",
+                chunk,
+            ).fetchall()
+        rows.sort(key=lambda r: (r[1], r[0]))
+    return [Quarantined(p, pos, bytes(e), r) for p, pos, e, r in rows]
+
+
+def checkpoints(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each view's checkpoint (the last log position it applied), by name."""
+    return dict(conn.execute("SELECT name, position FROM checkpoints ORDER BY name").fetchall())
+
+
+def applied_through(conn: sqlite3.Connection) -> int:
+    """The position up to which every view has applied the log: "in the views"."""
+    row = conn.execute("SELECT min(position) FROM checkpoints").fetchone()
+    return int(row[0] or 0)
 
 
 class Projector:

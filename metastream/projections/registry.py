@@ -211,3 +211,89 @@ def run_prefix_query(ref: str, hex_prefix: str | None, before: int) -> Query:
         "substr(name, 1, ?) = ? OR (? IS NOT NULL AND substr(lower(hex(id)), 1, ?) = ?))",
         (before, len(ref), ref, hex_prefix, len(hex_prefix or ""), hex_prefix),
     )
+
+
+def check(conn: sqlite3.Connection) -> None:
+    """Raise ``sqlite3.Error`` unless the registry's table is there (a metastream database)."""
+    conn.execute("SELECT 1 FROM entities LIMIT 1").fetchone()
+
+
+def entity(conn: sqlite3.Connection, entity_id: bytes) -> sqlite3.Row | None:
+    """The entity's row (columns by name), or ``None``."""
+    cursor = conn.execute("SELECT * FROM entities WHERE id=?", (entity_id,))
+    cursor.row_factory = sqlite3.Row
+    row: sqlite3.Row | None = cursor.fetchone()
+    return row
+
+
+def run_named(conn: sqlite3.Connection, name: str) -> bytes | None:
+    """The id of a run named exactly ``name`` (the first one), or ``None``."""
+    row = conn.execute(
+        "SELECT id FROM entities WHERE kind='pipeline_run' AND name=? LIMIT 1", (name,)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def runs_with_step(conn: sqlite3.Connection, step_name: str, limit: int) -> list[str]:
+    """The names of the latest runs (newest first) that have a step named ``step_name``."""
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT r.name FROM entities s JOIN entities r ON r.id = s.run_id "
+            "WHERE s.kind='step_run' AND s.name=? AND s.position IS NOT NULL "
+            "ORDER BY s.position DESC LIMIT ?",
+            (step_name, limit),
+        )
+    ]
+
+
+def latest_named(conn: sqlite3.Connection, kind: str, name: str) -> bytes | None:
+    """The id of the last registered ``kind`` (artifact or model version) named ``name``."""
+    row = conn.execute(
+        "SELECT id FROM entities WHERE kind=? AND name=? AND position IS NOT NULL "
+        "ORDER BY position DESC LIMIT 1",
+        (kind, name),
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+StepRow = tuple[bytes, str, str | None, float | None, float | None, str | None, int]
+"""``(id, name, status, created, finished, error, registration position)``."""
+
+
+def steps_of(conn: sqlite3.Connection, run_id: bytes) -> list[StepRow]:
+    """The run's registered steps, in the order they were registered."""
+    return [
+        (bytes(r[0]), *r[1:])
+        for r in conn.execute(
+            "SELECT id, name, status, created, finished, error, position FROM entities "
+            "WHERE run_id=? AND kind='step_run' AND position IS NOT NULL ORDER BY position",
+            (run_id,),
+        )
+    ]
+
+
+def produced(conn: sqlite3.Connection, run_id: bytes, kind: str) -> list[bytes]:
+    """The ids of the ``kind`` entities (artifact versions) a run produced, in order."""
+    return [
+        bytes(r[0])
+        for r in conn.execute(
+            "SELECT id FROM entities WHERE run_id=? AND kind=? AND position IS NOT NULL "
+            "ORDER BY position",
+            (run_id, kind),
+        )
+    ]
+
+
+def runs(
+    conn: sqlite3.Connection, pipeline_name: str | None = None, limit: int | None = None
+) -> list[bytes]:
+    """Run ids, newest first, optionally of one pipeline, at most ``limit``."""
+    sql = (
+        "SELECT id FROM entities WHERE kind='pipeline_run' AND position IS NOT NULL"
+        + (" AND pipeline_name=?" if pipeline_name is not None else "")
+        + " ORDER BY position DESC"
+        + (f" LIMIT {int(limit)}" if limit is not None else "")
+    )
+    params = (pipeline_name,) if pipeline_name is not None else ()
+    return [bytes(r[0]) for r in conn.execute(sql, params)]
