@@ -17,10 +17,11 @@ import redis
 
 from metastream.config import Settings
 from metastream.constants import DATA_FIELD
-from metastream.producer import Producer, default, get_producer, sender
+from metastream.producer import Producer, default, get_producer
 from metastream.producer.records import HEADER
 from metastream.producer.spool import SUFFIX
 from metastream.stack.server import free_port
+from tests.integration.child_producers import env_for, fresh_warning, run_script
 from tests.streams import eventually
 
 pytestmark = [
@@ -29,27 +30,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning"),
 ]
 
-
-@pytest.fixture(autouse=True)
-def _fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sender, "_warned_unreachable", False)
-
-
-@pytest.fixture
-def env_for(settings: Settings, stream: str) -> Callable[..., dict[str, str]]:
-    """The environment of a process that publishes to ``stream`` with our METASTREAM_HOME."""
-
-    def make(redis_url: str, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("METASTREAM_")}
-        env.update(
-            METASTREAM_HOME=str(settings.home),
-            METASTREAM_STREAM=stream,
-            METASTREAM_REDIS_URL=redis_url,
-            **extra,
-        )
-        return env
-
-    return make
+__all__ = ["env_for", "fresh_warning"]  # fixtures, used by name
 
 
 @pytest.fixture
@@ -169,13 +150,7 @@ def test_a_process_exiting_with_unsent_events_spools_them_for_the_next_producer(
     stream: str,
 ) -> None:
     env = env_for(f"redis://127.0.0.1:{free_port()}/0", METASTREAM_LINGER_MS="60000")
-    done = subprocess.run(
-        [sys.executable, "-c", _PUBLISH_AND_EXIT, "500"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_script(_PUBLISH_AND_EXIT, "500", env=env)
     assert done.returncode == 0, done.stderr
     assert "metastream up" in done.stderr  # the one warning reaches users with no logging set up
     assert len(list(settings.spool_dir.glob(f"*{SUFFIX}"))) == 1
@@ -198,13 +173,7 @@ def test_a_process_exiting_with_queued_events_sends_them_at_exit(
     stream: str,
 ) -> None:
     env = env_for(redis_url, METASTREAM_LINGER_MS="60000")  # nothing would go out by itself
-    done = subprocess.run(
-        [sys.executable, "-c", _PUBLISH_AND_EXIT, "300"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_script(_PUBLISH_AND_EXIT, "300", env=env)
 
     assert done.returncode == 0, done.stderr
     assert stream_bodies(redis_client, stream) == [b"exiting-%d" % i for i in range(300)]

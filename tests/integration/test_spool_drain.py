@@ -11,10 +11,7 @@ counts event ids: what was published against what arrived.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +26,6 @@ from metastream.errors import StoreError
 from metastream.producer import (
     Producer,
     SpoolDrainer,
-    sender,
     set_aside_files,
     spool_summary,
 )
@@ -37,6 +33,7 @@ from metastream.producer.records import FILE_HEADER, FIRST_RECORD, MAGIC, encode
 from metastream.producer.spool import SEGMENT_SUFFIX, SUFFIX
 from metastream.schemas import decode_event
 from metastream.stack.server import RedisServer, free_port
+from tests.integration.child_producers import env_for, fresh_warning, run_script
 from tests.streams import (
     consumer_settings,
     eventually,
@@ -49,27 +46,7 @@ from tests.streams import (
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture(autouse=True)
-def _fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sender, "_warned_unreachable", False)
-
-
-@pytest.fixture
-def env_for(settings: Settings, stream: str) -> Callable[..., dict[str, str]]:
-    """The environment of a process that publishes to ``stream`` with our METASTREAM_HOME."""
-
-    def make(redis_url: str, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("METASTREAM_")}
-        env.update(
-            METASTREAM_HOME=str(settings.home),
-            METASTREAM_STREAM=stream,
-            METASTREAM_REDIS_URL=redis_url,
-            **extra,
-        )
-        return env
-
-    return make
+__all__ = ["env_for", "fresh_warning"]  # fixtures, used by name
 
 
 @pytest.fixture
@@ -132,16 +109,9 @@ def test_a_producer_killed_by_sigkill_loses_nothing_and_the_stack_sends_its_segm
     # Redis is up, but nothing is sent before the kill: the batch never fills, the
     # linger never ends. Small segments, so that the events span several of them.
     env = env_for(redis_url, METASTREAM_LINGER_MS="600000", METASTREAM_BATCH_SIZE="1000000")
-    done = subprocess.run(
-        [sys.executable, "-c", _PUBLISH_AND_DIE, str(n), str(ids_file), str(64 * 1024)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-    )
+    done = run_script(_PUBLISH_AND_DIE, str(n), str(ids_file), str(64 * 1024), env=env)
     assert done.returncode == -signal.SIGKILL, done.stderr
-    published = [bytes.fromhex(line) for line in ids_file.read_text().split()]
+    published = _ids(ids_file)
     assert len(published) == n
     assert redis_client.xlen(stream) == 0, "the events were sent before the kill"
     segments = list(settings.spool_dir.glob(f"*{SEGMENT_SUFFIX}"))
@@ -177,6 +147,21 @@ for body in bodies:
 """
 
 
+def _publish_and_exit(
+    env_for: Callable[..., dict[str, str]], n: int, ids_file: Path
+) -> list[bytes]:
+    """Run a script that publishes ``n`` events and exits while Redis is down; their ids."""
+    env = env_for(f"redis://127.0.0.1:{free_port()}/0")
+    done = run_script(_PUBLISH_AND_EXIT, str(n), str(ids_file), env=env)
+    assert done.returncode == 0, done.stderr
+    return _ids(ids_file)
+
+
+def _ids(ids_file: Path) -> list[bytes]:
+    """The event ids a script wrote, one in hex a line."""
+    return [bytes.fromhex(line) for line in ids_file.read_text().split()]
+
+
 def test_spool_files_of_exited_processes_are_sent_by_the_stack_without_another_producer(
     env_for: Callable[..., dict[str, str]],
     settings: Settings,
@@ -188,17 +173,7 @@ def test_spool_files_of_exited_processes_are_sent_by_the_stack_without_another_p
 ) -> None:
     published: list[bytes] = []
     for i in range(2):  # two scripts, run while the stack is down
-        ids_file = tmp_path / f"ids-{i}"
-        done = subprocess.run(
-            [sys.executable, "-c", _PUBLISH_AND_EXIT, "3000", str(ids_file)],
-            env=env_for(f"redis://127.0.0.1:{free_port()}/0"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=Path(__file__).parents[2],
-        )
-        assert done.returncode == 0, done.stderr
-        published += [bytes.fromhex(line) for line in ids_file.read_text().split()]
+        published += _publish_and_exit(env_for, 3000, tmp_path / f"ids-{i}")
     summary = spool_summary(settings.spool_dir)
     assert (summary.events, summary.set_aside) == (6000, 0)
     assert summary.files >= 2
@@ -227,17 +202,7 @@ def test_the_drainer_alone_sends_what_exited_processes_left(
     tmp_path: Path,
     drainer_for: Callable[[Path, str], SpoolDrainer],
 ) -> None:
-    ids_file = tmp_path / "ids"
-    done = subprocess.run(
-        [sys.executable, "-c", _PUBLISH_AND_EXIT, "3000", str(ids_file)],
-        env=env_for(f"redis://127.0.0.1:{free_port()}/0"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-    )
-    assert done.returncode == 0, done.stderr
-    published = [bytes.fromhex(line) for line in ids_file.read_text().split()]
+    published = _publish_and_exit(env_for, 3000, tmp_path / "ids")
     drainer = drainer_for(settings.spool_dir, redis_url)
     drainer.start()
     assert eventually(lambda: len(ids_in_stream(redis_client, stream)) == 3000, timeout=30)
