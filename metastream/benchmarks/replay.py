@@ -22,30 +22,16 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from metastream.benchmarks import say
-from metastream.benchmarks.synthetic import generate, one_big_run
+from metastream.benchmarks.synthetic import generate, incoming_batches, one_big_run
 from metastream.cli.common import ProgressBar
-from metastream.eventlog import Incoming, SqliteEventLog, connect
+from metastream.eventlog import SqliteEventLog, connect
 from metastream.projections import Store
 from metastream.projections.store import gc_paused
 from metastream.query import Reader
-from metastream.schemas import Event, decode_stored, encode_event
-
-
-def _batches(events: Iterator[Event], size: int) -> Iterator[list[Incoming]]:
-    batch: list[Incoming] = []
-    for event in events:
-        body = encode_event(event)
-        batch.append(Incoming(decode_stored(body), body))
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 async def _append(path: Path, n: int, batch: int, quiet: bool) -> tuple[int, float]:
@@ -57,14 +43,14 @@ async def _append(path: Path, n: int, batch: int, quiet: bool) -> tuple[int, flo
     try:
         with gc_paused():
             events = generate(n)
-            for chunk in _batches(events, batch):
+            for chunk in incoming_batches(events, batch):
                 start = time.perf_counter()
                 async with log.transaction():
                     await log.append(chunk)
                 spent += time.perf_counter() - start
                 count += len(chunk)
                 bar(count, n)
-            for chunk in _batches(one_big_run(), batch):  # the run the query reads
+            for chunk in incoming_batches(one_big_run(), batch):  # the run the query reads
                 async with log.transaction():
                     await log.append(chunk)
     finally:
@@ -85,7 +71,7 @@ def _raw_sqlite(path: Path, n: int, batch: int) -> float:
     spent = 0.0
     try:
         with gc_paused():
-            for chunk in _batches(generate(n, seed=5), batch):
+            for chunk in incoming_batches(generate(n, seed=5), batch):
                 rows = [(i.event.event_id, i.body) for i in chunk]
                 start = time.perf_counter()
                 db.execute("BEGIN IMMEDIATE")
@@ -101,7 +87,7 @@ async def _ingest(path: Path, n: int, batch: int) -> float:
     store = await Store.open(path)
     try:
         spent = 0.0
-        for chunk in _batches(generate(n, seed=3), batch):
+        for chunk in incoming_batches(generate(n, seed=3), batch):
             start = time.perf_counter()
             await store.ingest(chunk)
             spent += time.perf_counter() - start
