@@ -20,7 +20,6 @@ second apart), so that "as of" a position or a time is exact:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import io
 import json
@@ -33,9 +32,9 @@ import pytest
 from metastream.cli import _parser, _subparsers, main
 from metastream.cli.colour import Palette, enabled, join
 from metastream.cli.common import ProgressBar, echo
-from metastream.projections import Store
 from metastream.schemas.text import has_control_characters
-from tests.events import Pipeline, artifact, incoming
+from tests.events import Pipeline, artifact
+from tests.unit.cli_helpers import projected_db, run
 
 BASE = datetime.datetime(2026, 11, 1, 10, 0, 0, tzinfo=datetime.UTC).timestamp()
 SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -64,19 +63,7 @@ def db(tmp_path: Path) -> Path:
         later.started(),
     ]
     timed = [at(e, i) for i, e in enumerate(events)]
-
-    async def fill() -> None:
-        async with await Store.open(path) as store:
-            await store.ingest(incoming(*timed))  # type: ignore[arg-type]
-
-    asyncio.run(fill())
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return projected_db(path, timed)
 
 
 def one_line_error(code: int, err: str) -> str:

@@ -11,10 +11,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from metastream.cli import main
 from metastream.projections import Store
 from metastream.schemas.jsonform import from_json_form
-from tests.events import Pipeline, incoming
+from tests.events import Pipeline
+from tests.unit.cli_helpers import projected_db, run
 
 NOW = time.time()
 HOUR = 3600.0
@@ -49,19 +49,7 @@ def db(tmp_path: Path) -> Path:
         at(good.finished(), NOW - HOUR + 4),
         at(etl.started(), NOW - 60),
     ]
-
-    async def fill() -> None:
-        async with await Store.open(path) as store:
-            await store.ingest(incoming(*events))  # type: ignore[arg-type]
-
-    asyncio.run(fill())
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return projected_db(path, events)
 
 
 def names(out: str) -> list[str]:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from metastream.cli import main
 from metastream.projections import Store
 from metastream.schemas import MetadataLogged, RunByName, StorageSize, Uri, prepare_value
 from metastream.schemas.jsonform import from_json_form
 from metastream.schemas.text import has_control_characters
 from tests.events import Pipeline, artifact, by_id, incoming, logged, model
+from tests.unit.cli_helpers import run
 
 
 @pytest.fixture
@@ -47,12 +47,6 @@ async def _fill(path: Path) -> None:
                 p.finished(),
             )
         )
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_show_run_prints_metadata_with_cards_as_groups(db: Path, capsys) -> None:
