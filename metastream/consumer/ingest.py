@@ -5,7 +5,7 @@ entries, and the reclaim loop taking over entries a dead consumer left
 pending) go through :meth:`Ingestor.process`, so both give the same
 guarantees:
 
-* Each entry is decoded on its own (in the database's thread, with
+* Each entry is decoded on its own, by the log's ``append_encoded`` (with
   ``decode_incoming``). One that cannot be decoded, has no ``event_id``,
   holds a metadata value the projections could not use, or has no
   ``__data__`` field, is written to the dead-letter stream with the reason
@@ -142,7 +142,7 @@ class Ingestor:
     ) -> tuple[list[bytes], list[bytes], list[Rejected]]:
         """``(bodies, their entry ids, rejected entries)``; deleted entries are in neither.
 
-        Bodies are decoded later, in the database's thread (``EventLog.append_encoded``).
+        Bodies are decoded later, by the log (``EventLog.append_encoded``).
         """
         bodies: list[bytes] = []
         ids: list[bytes] = []

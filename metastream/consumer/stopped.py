@@ -5,7 +5,8 @@ deleted or replaced under it) says so on stderr and in its log, and writes
 the reason to ``$METASTREAM_HOME/consumer.stopped`` (0600, JSON: reason,
 database, pid, time). The next consumer that starts on that database
 removes the file. :func:`consumer_problem` reads it without importing the
-consumer's dependencies (FastStream, aiosqlite), so ``status`` stays quick.
+consumer's dependencies (FastStream, redis-py's asyncio client), so
+``status`` stays quick.
 """
 
 from __future__ import annotations
