@@ -35,7 +35,13 @@ from metastream.producer import default
 from metastream.query import Client
 from metastream.schemas import ArtifactVersionRegistered
 from metastream.stack.server import RedisServer
-from tests.streams import start_consumer_process, stop_process, views_at_head, wait_for_sync
+from tests.streams import (
+    start_consumer_process,
+    stop_process,
+    stop_stack_left_in,
+    views_at_head,
+    wait_for_sync,
+)
 
 log_module = importlib.import_module("metastream.pipelines.log")
 
@@ -160,4 +166,12 @@ def real_stack(
     assert code == 0, consumer_log.read_text(errors="replace")
 
 
-__all__ = ["RealStack", "clean_env", "real_stack"]
+@pytest.fixture
+def stack_home(home: Path) -> Iterator[Path]:
+    """METASTREAM_HOME for a stack that ``metastream up`` starts (the tests of ``up`` itself);
+    whatever it left running is stopped afterwards."""
+    yield home
+    stop_stack_left_in(home)
+
+
+__all__ = ["RealStack", "clean_env", "real_stack", "stack_home"]

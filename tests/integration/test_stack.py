@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,24 +18,19 @@ from metastream import config
 from metastream.config import Settings
 from metastream.stack.server import pid_alive, stop_pid
 from metastream.urls import mask_url
+from tests.integration.stack_fixture import stack_home
 from tests.streams import (
     cli,
     fill,
     head,
     run_events,
-    stop_stack_left_in,
     views_at_head,
     wait_for_sync,
 )
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-def stack_home(home: Path) -> Iterator[Path]:
-    """METASTREAM_HOME for a stack; whatever it left running is stopped afterwards."""
-    yield home
-    stop_stack_left_in(home)
+__all__ = ["stack_home"]  # a fixture, used by name
 
 
 def test_up_detach_status_and_down(stack_home: Path) -> None:

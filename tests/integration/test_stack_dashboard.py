@@ -6,22 +6,18 @@ import json
 import os
 import socket
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from metastream.config import Settings
 from metastream.stack.server import pid_alive
-from tests.streams import cli, stop_stack_left_in
+from tests.integration.stack_fixture import stack_home
+from tests.streams import cli
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-def stack_home(home: Path) -> Iterator[Path]:
-    yield home
-    stop_stack_left_in(home)
+__all__ = ["stack_home"]  # a fixture, used by name
 
 
 def test_up_serves_the_dashboard_status_shows_it_and_down_stops_it(stack_home: Path) -> None:

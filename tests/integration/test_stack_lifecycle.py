@@ -12,7 +12,6 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,12 @@ import redis
 
 from metastream.config import Settings
 from metastream.processes import pid_alive
-from tests.streams import eventually, fill, head, run_events, stop_stack_left_in
+from tests.integration.stack_fixture import stack_home
+from tests.streams import eventually, fill, head, run_events
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-def stack_home(home: Path) -> Iterator[Path]:
-    """METASTREAM_HOME for a stack; whatever it left running is stopped afterwards."""
-    yield home
-    stop_stack_left_in(home)
+__all__ = ["stack_home"]  # a fixture, used by name
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
