@@ -228,15 +228,11 @@ def up_foreground(settings: Settings, say: Say = print, *, dashboard: bool = Tru
         processes = [_process("server", server.pid or 0), me, _process("projector", projector.pid)]
         if dashboard:
             shown = _start_ui(settings, server.url, say, wait=False)
-        _announce(
-            settings,
-            server.url,
-            processes,
-            shown,
-            say,
+        details = (
             f", database {settings.db}, projector pid {projector.pid} "
-            f"(log: {projector_log(settings)})",
+            f"(log: {projector_log(settings)})"
         )
+        _announce(settings, server.url, processes, shown, say, details)
         say(
             "consuming in this terminal; Ctrl-C stops the consumer, the projector, the dashboard, "
             "then redis "
@@ -409,15 +405,11 @@ def up_detached(
         _process("projector", projector.pid),
     ]
     shown = _start_ui(settings, server.url, say) if dashboard else None
-    _announce(
-        settings,
-        server.url,
-        processes,
-        shown,
-        say,
+    details = (
         f" (pid {server.pid}), consumer pid {process.pid} (log: {consumer_log(settings)}), "
-        f"projector pid {projector.pid} (log: {projector_log(settings)}), database {settings.db}",
+        f"projector pid {projector.pid} (log: {projector_log(settings)}), database {settings.db}"
     )
+    _announce(settings, server.url, processes, shown, say, details)
 
 
 def _clear_dead_stack(settings: Settings, record: dict[str, Any], say: Say) -> None:
