@@ -85,7 +85,8 @@ def pending(client: redis.Redis, stream: str, group: str) -> int:
     return int(client.xpending(stream, group)["pending"])
 
 
-async def wait_for(predicate: Callable[[], bool], within: float = 20.0) -> None:
+async def wait_for(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    """Return once ``predicate()`` holds; ``AssertionError`` after ``within`` seconds."""
     deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:

@@ -96,14 +96,6 @@ async def subscribed(
         yield subscription
 
 
-async def wait_until(predicate: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {predicate}")
-        await asyncio.sleep(0.02)
-
-
 async def settle(predicate: Callable[[], bool], within: float = 10.0) -> None:
     """Wait until ``predicate()`` or ``within`` seconds (the caller then asserts what it wants)."""
     deadline = time.monotonic() + within

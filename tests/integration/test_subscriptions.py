@@ -20,9 +20,8 @@ from tests.integration.subscription_helpers import (
     metric_events,
     settle,
     subscribed,
-    wait_until,
 )
-from tests.streams import fill
+from tests.streams import fill, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -37,7 +36,7 @@ async def test_trimmed_history_reaches_a_late_subscriber(
     s = stack.settings
     early = metric_events(300)
     fill(stack.redis, s.stream, early)
-    await wait_until(lambda: log_caught_up(stack.redis, s))
+    await wait_for(lambda: log_caught_up(stack.redis, s))
     # Every group acked everything: trimming may remove it all (the log keeps it).
     stack.redis.xtrim(s.stream, maxlen=0, approximate=False)
     assert stack.stream_length() == 0
@@ -54,10 +53,10 @@ async def test_trimmed_history_reaches_a_late_subscriber(
         await running.enter_async_context(
             subscribed(recorder, s, group="late", history=history, from_="start")
         )
-        await wait_until(lambda: len(recorder.ids) >= len(early))
+        await wait_for(lambda: len(recorder.ids) >= len(early))
         late = metric_events(50)
         fill(stack.redis, s.stream, late)
-        await wait_until(lambda: len(recorder.ids) >= len(early) + len(late))
+        await wait_for(lambda: len(recorder.ids) >= len(early) + len(late))
     assert recorder.ids == ids_of(early) + ids_of(late)
     # typed: the values are what was logged
     assert [e.metadata["i"] for e in recorder.events[1:10]] == list(range(1, 10))  # type: ignore[union-attr]
@@ -87,7 +86,7 @@ async def test_the_switch_over_under_concurrent_publishing_loses_and_doubles_not
     published: list[bytes] = []
     fill(stack.redis, s.stream, first := metric_events(50))
     published += ids_of(first)
-    await wait_until(lambda: log_caught_up(stack.redis, s))
+    await wait_for(lambda: log_caught_up(stack.redis, s))
     with BackgroundServer(create_app(s.db, poll_interval=0.02)) as feed:
         await _rounds(stack, rng, published, feed)
 
@@ -127,7 +126,7 @@ async def _rounds(
                 start_one(f"round{round_}-file-2", str(s.db), subscribers),
                 start_one(f"round{round_}-feed", feed.url, subscribers),
             )
-            await wait_until(lambda: log_caught_up(stack.redis, s))
+            await wait_for(lambda: log_caught_up(stack.redis, s))
             positions = _positions(s.db)
             assert set(positions) == set(published)
             for name, start, recorder in subscribers:
@@ -151,7 +150,7 @@ async def test_a_poison_event_for_one_subscriber_does_not_stall_another(
     s = stack.settings
     history = metric_events(100)
     fill(stack.redis, s.stream, history)
-    await wait_until(lambda: log_caught_up(stack.redis, s))
+    await wait_for(lambda: log_caught_up(stack.redis, s))
     live = metric_events(100)
     poison = {ids_of(history)[40], ids_of(live)[60]}  # one in the catch-up, one live
     picky = Recorder(fail_on=poison)
@@ -163,9 +162,9 @@ async def test_a_poison_event_for_one_subscriber_does_not_stall_another(
     ):
         fill(stack.redis, s.stream, live)
         everything = ids_of(history) + ids_of(live)
-        await wait_until(lambda: len(calm.ids) == len(everything))
-        await wait_until(lambda: stack.redis.xlen(picky_sub.dead_letters) == 2)
-        await wait_until(lambda: len(picky.ids) == len(everything) - 2)
+        await wait_for(lambda: len(calm.ids) == len(everything))
+        await wait_for(lambda: stack.redis.xlen(picky_sub.dead_letters) == 2)
+        await wait_for(lambda: len(picky.ids) == len(everything) - 2)
     assert calm.ids == everything
     assert picky.ids == [i for i in everything if i not in poison]
     assert picky.failures == {i: 3 for i in poison}
@@ -184,7 +183,7 @@ async def test_two_processes_of_a_new_group_catch_up_once(real_stack: RealStack)
     s = stack.settings
     history = metric_events(2000)
     fill(stack.redis, s.stream, history)
-    await wait_until(lambda: log_caught_up(stack.redis, s))
+    await wait_for(lambda: log_caught_up(stack.redis, s))
     first, second = Recorder(), Recorder()
     async with AsyncExitStack() as running:
         await asyncio.gather(
@@ -214,6 +213,6 @@ async def test_a_group_from_now_needs_no_history(real_stack: RealStack, tmp_path
     async with subscribed(recorder, s, group="fresh", history=str(missing), from_="now"):
         live = metric_events(20)
         fill(stack.redis, s.stream, live)
-        await wait_until(lambda: len(recorder.ids) >= len(live))
+        await wait_for(lambda: len(recorder.ids) >= len(live))
     assert recorder.ids == ids_of(live)
     assert not missing.exists()
