@@ -177,6 +177,22 @@ def test_as_of_reads_metadata_and_registry_at_a_point(client: Client, sample: Sa
     assert in_the_past.status_code == 404
 
 
+def test_as_of_before_an_entity_existed_says_so_as_the_cli_does(
+    client: Client, sample: Sample
+) -> None:
+    """The API reads "as of" through the same rules as ``metastream show --as-of``: the 404
+    says when the entity was registered, so a user can pick a later point."""
+    before_run = client.get("/api/v1/runs/run-0?as_of=0").json()
+    assert before_run["message"].startswith(
+        "pipeline run 'run-0' did not exist yet as of position 0"
+    )
+    assert "(it was registered at position " in before_run["message"]
+    early = client.get("/api/v1/model-versions/classifier?version=1&as_of=1").json()
+    assert early["message"].startswith("model 'classifier' version '1' did not exist yet as of")
+    in_the_past = client.get("/api/v1/runs/run-0?as_of=2000-01-01T00:00:00Z").json()
+    assert "did not exist yet as of 2000-01-01T00:00:00+00:00" in in_the_past["message"]
+
+
 def test_history_of_a_key(client: Client, sample: Sample) -> None:
     step = sample.runs[1].step_ids["train"]
     body = client.get(f"/api/v1/entities/{step}/history?key=loss").json()
