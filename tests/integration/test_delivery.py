@@ -7,19 +7,16 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import redis
 
 from metastream.config import Settings
-from metastream.producer import Producer, sender
+from metastream.producer import Producer
 from metastream.schemas import ById, MetadataLogged, encode_event, prepare_metadata
 from metastream.stack.server import RedisServer, free_port
+from tests.integration.child_producers import fresh_warning
 from tests.streams import head, log_ids, start_consumer_process, stop_process, wait_for_sync
 
-
-@pytest.fixture(autouse=True)
-def _fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sender, "_warned_unreachable", False)
+__all__ = ["fresh_warning"]  # an autouse fixture
 
 
 def _reading(client: redis.Redis, s: Settings) -> bool:

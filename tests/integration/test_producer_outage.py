@@ -13,17 +13,15 @@ import redis
 
 from metastream.config import Settings
 from metastream.constants import DATA_FIELD
-from metastream.producer import Producer, sender
+from metastream.producer import Producer
 from metastream.schemas import ById, MetadataLogged, decode_event, encode_event, prepare_metadata
 from metastream.stack.server import RedisServer, free_port
+from tests.integration.child_producers import fresh_warning
 from tests.streams import eventually
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture(autouse=True)
-def _fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sender, "_warned_unreachable", False)
+__all__ = ["fresh_warning"]  # an autouse fixture
 
 
 def event_ids_in(url: str, stream: str) -> Counter[bytes]:
