@@ -505,3 +505,17 @@ def set_aside(
             )
         )
     return out
+
+
+def short_values(
+    conn: sqlite3.Connection, entities: Sequence[bytes], max_bytes: int
+) -> Iterator[tuple[bytes, str, bytes]]:
+    """``(entity, key, encoded value)`` of the latest values of at most ``max_bytes``."""
+    for start in range(0, len(entities), _N):
+        chunk = entities[start : start + _N]
+        for entity, key, value in conn.execute(
+            "SELECT entity, key, value FROM latest WHERE length(value) <= ? AND entity IN "
+            f"({_in(len(chunk))})",
+            [max_bytes, *chunk],
+        ):
+            yield bytes(entity), key, value

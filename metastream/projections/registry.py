@@ -297,3 +297,99 @@ def runs(
     )
     params = (pipeline_name,) if pipeline_name is not None else ()
     return [bytes(r[0]) for r in conn.execute(sql, params)]
+
+
+RUN_ORDERS: Final = {"created": "coalesce(created, 0)", "name": "name"}
+"""What a page of runs may be sorted by, and the SQL of each (a run with no time first)."""
+
+
+def runs_page(
+    conn: sqlite3.Connection,
+    *,
+    by: str,
+    descending: bool,
+    limit: int,
+    pipeline: str | None = None,
+    status: str | None = None,
+    name_like: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    after: tuple[Any, bytes] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Up to ``limit`` runs ``(id, name, pipeline_name, status, created, finished, error,
+    position, <sort value>)`` sorted by ``by`` (``RUN_ORDERS``) then id, after the cursor
+    ``after`` (``(sort value, id)`` of the last row of the page before).
+
+    ``name_like`` is a ``LIKE`` pattern with ``\\`` as its escape character.
+    """
+    if by not in RUN_ORDERS:
+        raise ValueError(f"runs cannot be sorted by {by!r}")
+    column = RUN_ORDERS[by]
+    where = ["kind='pipeline_run'", "position IS NOT NULL"]
+    params: list[Any] = []
+    for clause, value in (
+        ("pipeline_name=?", pipeline),
+        ("status=?", status),
+        ("name LIKE ? ESCAPE '\\'", name_like),
+        ("created >= ?", since),
+        ("created < ?", until),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if after is not None:
+        op = "<" if descending else ">"
+        where.append(f"({column} {op} ? OR ({column} = ? AND id {op} ?))")
+        params.extend([after[0], after[0], after[1]])
+    order = "DESC" if descending else "ASC"
+    return conn.execute(
+        f"SELECT id, name, pipeline_name, status, created, finished, error, position, {column} "
+        f"FROM entities WHERE {' AND '.join(where)} ORDER BY {column} {order}, id {order} "
+        "LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+
+
+def pipelines(conn: sqlite3.Connection) -> list[str]:
+    """The names of the pipelines that have runs, sorted."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT pipeline_name FROM entities WHERE kind='pipeline_run' "
+            "AND pipeline_name IS NOT NULL ORDER BY pipeline_name"
+        )
+    ]
+
+
+def steps_of_runs(
+    conn: sqlite3.Connection, run_ids: Sequence[bytes]
+) -> Iterator[tuple[bytes, bytes, str]]:
+    """``(step id, run id, step name)`` of the registered steps of ``run_ids``."""
+    for start in range(0, len(run_ids), SQL_PARAMS):
+        chunk = run_ids[start : start + SQL_PARAMS]
+        for step_id, run_id, name in conn.execute(
+            "SELECT id, run_id, name FROM entities WHERE kind='step_run' AND position IS NOT NULL"
+            f" AND run_id IN ({placeholders(len(chunk))})",
+            chunk,
+        ):
+            yield bytes(step_id), bytes(run_id), name
+
+
+def members(conn: sqlite3.Connection, run_id: bytes, kind: str) -> list[tuple[Any, ...]]:
+    """``(id, kind, name, version, status, created, finished, error, position)`` of the
+    ``kind`` entities of a run, in the order they were registered."""
+    return conn.execute(
+        "SELECT id, kind, name, version, status, created, finished, error, position "
+        "FROM entities WHERE run_id=? AND kind=? AND position IS NOT NULL ORDER BY position",
+        (run_id, kind),
+    ).fetchall()
+
+
+def registration(
+    conn: sqlite3.Connection, entity_id: bytes
+) -> tuple[str, str | None, int | None, float | None] | None:
+    """``(kind, name, registration position, created)`` of an entity, or ``None``."""
+    row = conn.execute(
+        "SELECT kind, name, position, created FROM entities WHERE id=?", (entity_id,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2], row[3])
