@@ -111,3 +111,20 @@ def _fresh_run_names() -> Iterator[None]:
     forget()
     yield
     forget()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reap_detached_stack_processes() -> Iterator[None]:
+    """Collect the exit status of stack processes started in this process by the tests.
+
+    ``metastream up --detach`` keeps the ``Popen`` of each process it starts,
+    which outlive it on purpose; the tests stop them, and without a last poll
+    here each would be reported at interpreter exit as "still running", after
+    pytest's summary line.
+    """
+    yield
+    import sys
+
+    local = sys.modules.get("metastream.stack.local")
+    for process in getattr(local, "_DETACHED", []):
+        process.poll()
