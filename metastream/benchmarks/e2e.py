@@ -51,6 +51,7 @@ import redis
 
 from metastream.benchmarks import say
 from metastream.errors import StoreError
+from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.sqlite import open_connection
 from metastream.projections.follow import follow
 from metastream.projections.projector import Projector
@@ -166,7 +167,7 @@ def _rebuild(db: Path) -> int:
         projector = Projector()
         projector.prepare(conn)
         projector.reset(conn, projector.projections)
-        head = int(conn.execute("SELECT max(position) FROM log_events").fetchone()[0] or 0)
+        head = logdb.head(conn)
     finally:
         conn.close()
     projector = Projector()

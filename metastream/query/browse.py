@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from metastream.eventlog import sqlite as logdb
+from metastream.projections import latest, registry
 from metastream.query.reader import Reader
 from metastream.query.views import utc
 from metastream.schemas import decode_stored, decode_value, parse_uuid
@@ -26,7 +27,6 @@ RunSort = Literal["-created", "created", "-name", "name"]
 RUN_SORTS: Final[tuple[RunSort, ...]] = ("-created", "created", "-name", "name")
 RUN_STATUSES: Final = ("running", "completed", "failed")
 MAX_PAGE: Final = 500
-_SORT_COLUMN: Final = {"created": "coalesce(created, 0)", "name": "name"}
 _NUMBER_BYTES: Final = 9
 """A msgpack number is at most 9 bytes: longer values are never metrics."""
 
@@ -112,37 +112,18 @@ def list_runs_page(
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
     if status is not None and status not in RUN_STATUSES:
         raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
-    column = _SORT_COLUMN[sort.lstrip("-")]
-    descending = sort.startswith("-")
-    where = ["kind='pipeline_run'", "position IS NOT NULL"]
-    params: list[Any] = []
-    if pipeline is not None:
-        where.append("pipeline_name=?")
-        params.append(pipeline)
-    if status is not None:
-        where.append("status=?")
-        params.append(status)
-    if name:
-        where.append("name LIKE ? ESCAPE '\\'")
-        params.append(_like(name))
-    if since is not None:
-        where.append("created >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("created < ?")
-        params.append(until)
-    if cursor:
-        value, after = _decode_cursor(cursor)
-        op = "<" if descending else ">"
-        where.append(f"({column} {op} ? OR ({column} = ? AND id {op} ?))")
-        params.extend([value, value, after])
-    order = "DESC" if descending else "ASC"
-    rows = reader.db.execute(
-        f"SELECT id, name, pipeline_name, status, created, finished, error, position, {column} "
-        f"FROM entities WHERE {' AND '.join(where)} ORDER BY {column} {order}, id {order} "
-        "LIMIT ?",
-        [*params, limit + 1],
-    ).fetchall()
+    rows = registry.runs_page(
+        reader.db,
+        by=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+        limit=limit + 1,
+        pipeline=pipeline,
+        status=status,
+        name_like=_like(name) if name else None,
+        since=since,
+        until=until,
+        after=_decode_cursor(cursor) if cursor else None,
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     runs = [
@@ -177,13 +158,7 @@ def run_ref(reader: Reader, ref: str) -> bytes:
 
 def pipelines(reader: Reader) -> list[str]:
     """The names of the pipelines that have runs."""
-    return [
-        r[0]
-        for r in reader.db.execute(
-            "SELECT DISTINCT pipeline_name FROM entities WHERE kind='pipeline_run' "
-            "AND pipeline_name IS NOT NULL ORDER BY pipeline_name"
-        )
-    ]
+    return registry.pipelines(reader.db)
 
 
 METRICS_PER_RUN: Final = 20
@@ -199,28 +174,14 @@ def run_metrics(
     short enough to be numbers are decoded.
     """
     owner: dict[bytes, tuple[bytes, str]] = {r: (r, "") for r in run_ids}
-    params = logdb.SQL_PARAMS
-    for start in range(0, len(run_ids), params):
-        chunk = run_ids[start : start + params]
-        for step_id, run_id, name in reader.db.execute(
-            "SELECT id, run_id, name FROM entities WHERE kind='step_run' AND position IS NOT NULL"
-            f" AND run_id IN ({logdb.placeholders(len(chunk))})",
-            chunk,
-        ):
-            owner[bytes(step_id)] = (bytes(run_id), f"{name}::")
+    for step_id, run_id, name in registry.steps_of_runs(reader.db, run_ids):
+        owner[step_id] = (run_id, f"{name}::")
     out: dict[bytes, dict[str, int | float]] = {r: {} for r in run_ids}
-    entities = list(owner)
-    for start in range(0, len(entities), params):
-        chunk = entities[start : start + params]
-        for entity, key, value in reader.db.execute(
-            "SELECT entity, key, value FROM latest WHERE length(value) <= ? AND entity IN "
-            f"({logdb.placeholders(len(chunk))})",
-            [_NUMBER_BYTES, *chunk],
-        ):
-            decoded = decode_value(value)
-            if type(decoded) in (int, float):
-                run_id, prefix = owner[bytes(entity)]
-                out[run_id][prefix + key] = decoded
+    for entity, key, value in latest.short_values(reader.db, list(owner), _NUMBER_BYTES):
+        decoded = decode_value(value)
+        if type(decoded) in (int, float):
+            run_id, prefix = owner[entity]
+            out[run_id][prefix + key] = decoded
     for run_id, metrics in out.items():
         if len(metrics) > limit or any("::" in k for k in metrics):
             chosen = sorted(metrics, key=lambda k: ("::" in k, k))[:limit]
@@ -241,11 +202,7 @@ def members(
     ``position``/``time``: only entities registered by then; a status that
     was set after it (by a finish event timed later) reads ``running``.
     """
-    rows = reader.db.execute(
-        "SELECT id, kind, name, version, status, created, finished, error, position "
-        "FROM entities WHERE run_id=? AND kind=? AND position IS NOT NULL ORDER BY position",
-        (run_id, kind),
-    ).fetchall()
+    rows = registry.members(reader.db, run_id, kind)
     cut = cut_time(reader, position, time)
     out = []
     for entity, k, name, version, status, created, finished, error, at in rows:
@@ -303,9 +260,7 @@ class Registration:
 
 def registration(reader: Reader, entity: bytes) -> Registration | None:
     """The registry's row for ``entity`` (``None`` if there is none)."""
-    row = reader.db.execute(
-        "SELECT kind, name, position, created FROM entities WHERE id=?", (entity,)
-    ).fetchone()
+    row = registry.registration(reader.db, entity)
     return None if row is None else Registration(*row)
 
 

@@ -7,7 +7,6 @@ gives each query a consistent snapshot.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -16,7 +15,7 @@ from typing import Any
 
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
 from metastream.eventlog import sqlite as logdb
-from metastream.projections.latest import Value, combine, entity_positions, latest_maps
+from metastream.projections import latest, projector, registry
 from metastream.projections.resolve import NOW, Rejected, Resolved, resolve, run_sync
 from metastream.query.views import (
     ArtifactVersionView,
@@ -36,7 +35,6 @@ from metastream.schemas import (
     RawMetadataLogged,
     RunByName,
     StepByName,
-    StoredEvent,
     Target,
     decode_stored,
     decode_value,
@@ -81,7 +79,7 @@ class Reader:
             self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA query_only=ON")
             self.db.execute("PRAGMA busy_timeout=30000")
-            self.db.execute("SELECT 1 FROM entities LIMIT 1")
+            registry.check(self.db)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path} is not a metastream database: {exc}") from exc
 
@@ -110,10 +108,7 @@ class Reader:
 
     def run_named(self, name: str) -> bytes | None:
         """The id of a run named exactly ``name`` (the first one), or ``None``."""
-        row = self.db.execute(
-            "SELECT id FROM entities WHERE kind='pipeline_run' AND name=? LIMIT 1", (name,)
-        ).fetchone()
-        return None if row is None else bytes(row[0])
+        return registry.run_named(self.db, name)
 
     def step_id(self, step: str | uuid.UUID, run: str | uuid.UUID | None = None) -> bytes:
         """A step run's id: ``step`` is its id, or its name within ``run``.
@@ -130,15 +125,7 @@ class Reader:
 
     def runs_with_step(self, step_name: str, limit: int = 3) -> list[str]:
         """The names of the latest runs (newest first) that have a step named ``step_name``."""
-        return [
-            name
-            for (name,) in self.db.execute(
-                "SELECT r.name FROM entities s JOIN entities r ON r.id = s.run_id "
-                "WHERE s.kind='step_run' AND s.name=? AND s.position IS NOT NULL "
-                "ORDER BY s.position DESC LIMIT ?",
-                (step_name, limit),
-            )
-        ]
+        return registry.runs_with_step(self.db, step_name, limit)
 
     def artifact_version_id(self, name_or_id: str | uuid.UUID, version: str | None = None) -> bytes:
         if version is not None:
@@ -159,14 +146,10 @@ class Reader:
                 as_id = None
         if as_id is not None:
             return self.resolve(ById(kind=kind, id=as_id))
-        row = self.db.execute(
-            "SELECT id FROM entities WHERE kind=? AND name=? AND position IS NOT NULL "
-            "ORDER BY position DESC LIMIT 1",
-            (kind, str(name_or_id)),
-        ).fetchone()
-        if row is None:
+        found = registry.latest_named(self.db, kind, str(name_or_id))
+        if found is None:
             raise ReferenceNotFound(f"no {kind.replace('_', ' ')} named {str(name_or_id)!r}")
-        return bytes(row[0])
+        return found
 
     # -- metadata ----------------------------------------------------------
 
@@ -176,15 +159,13 @@ class Reader:
 
     def _metadata_of(self, entities: list[bytes]) -> dict[bytes, dict[str, Any]]:
         # One map per entity (the latest view's latest_maps), decoded in one call each.
-        found = latest_maps(self.db, entities)
+        found = latest.latest_maps(self.db, entities)
         return {e: found.get(e) or {} for e in entities}
 
     # -- entities ----------------------------------------------------------
 
     def _entity_row(self, entity: bytes) -> sqlite3.Row:
-        cursor = self.db.execute("SELECT * FROM entities WHERE id=?", (entity,))
-        cursor.row_factory = sqlite3.Row
-        row: sqlite3.Row | None = cursor.fetchone()
+        row = registry.entity(self.db, entity)
         if row is None:
             raise ReferenceNotFound(f"no entity with id {uuid.UUID(bytes=entity)}")
         return row
@@ -196,20 +177,15 @@ class Reader:
 
     def run_by_id(self, run_id: bytes, *, rollups: bool = True) -> RunView:
         row = self._entity_row(run_id)
-        cursor = self.db.execute(
-            "SELECT id, name, status, created, finished, error FROM entities "
-            "WHERE run_id=? AND kind='step_run' AND position IS NOT NULL ORDER BY position",
-            (run_id,),
-        )
-        step_rows = cursor.fetchall()
-        metadata = self._metadata_of([run_id, *(bytes(r[0]) for r in step_rows)])
+        step_rows = registry.steps_of(self.db, run_id)
+        metadata = self._metadata_of([run_id, *(r[0] for r in step_rows)])
         run_metadata = metadata[run_id]
         steps: dict[str, StepView] = {}
         run_uuid = uuid.UUID(bytes=run_id)
-        for step_id, name, status, created, finished, error in step_rows:
-            step_metadata = metadata[bytes(step_id)]
+        for step_id, name, status, created, finished, error, _ in step_rows:
+            step_metadata = metadata[step_id]
             steps[name] = StepView(
-                id=uuid.UUID(bytes=bytes(step_id)),
+                id=uuid.UUID(bytes=step_id),
                 name=name,
                 run_id=run_uuid,
                 status=status,
@@ -267,12 +243,8 @@ class Reader:
 
     def run_artifacts(self, run_id: bytes) -> list[ArtifactVersionView]:
         """The artifact versions a run produced, in the order they were registered."""
-        ids = self.db.execute(
-            "SELECT id FROM entities WHERE run_id=? AND kind='artifact_version' "
-            "AND position IS NOT NULL ORDER BY position",
-            (run_id,),
-        ).fetchall()
-        return [self.artifact_version(uuid.UUID(bytes=row[0])) for row in ids]
+        ids = registry.produced(self.db, run_id, "artifact_version")
+        return [self.artifact_version(uuid.UUID(bytes=entity)) for entity in ids]
 
     def model_version(
         self, name_or_id: str | uuid.UUID, version: str | None = None
@@ -293,26 +265,15 @@ class Reader:
         self, pipeline_name: str | None = None, *, limit: int | None = None, rollups: bool = True
     ) -> list[RunView]:
         """Runs, newest first, optionally of one pipeline."""
-        sql = (
-            "SELECT id FROM entities WHERE kind='pipeline_run' AND position IS NOT NULL"
-            + (" AND pipeline_name=?" if pipeline_name is not None else "")
-            + " ORDER BY position DESC"
-            + (f" LIMIT {int(limit)}" if limit is not None else "")
-        )
-        params = (pipeline_name,) if pipeline_name is not None else ()
-        ids = [bytes(r[0]) for r in self.db.execute(sql, params)]
+        ids = registry.runs(self.db, pipeline_name, limit)
         return [self.run_by_id(run_id, rollups=rollups) for run_id in ids]
 
     # -- history and "as of" -----------------------------------------------
 
-    def _events_of(self, entity: bytes) -> Iterable[tuple[int, StoredEvent]]:
-        for record in logdb.read_at(self.db, entity_positions(self.db, entity)):
-            yield record.position, decode_stored(record.body)
-
     def history(self, entity: bytes, key: str) -> list[HistoryEntry]:
         """Every value logged for ``key`` of ``entity``, oldest first (by event id)."""
         out = []
-        for position, event in self._events_of(entity):
+        for position, event in latest.events_of(self.db, entity):
             if isinstance(event, RawMetadataLogged) and key in event.metadata:
                 out.append(
                     HistoryEntry(
@@ -333,31 +294,18 @@ class Reader:
 
         ``time`` is Unix seconds; an event logged in the same microsecond counts.
         """
-        values: dict[str, list[Value]] = {}
-        for at, event in self._events_of(entity):
-            if not isinstance(event, RawMetadataLogged):
-                continue
-            if position is not None and at > position:
-                continue
-            if time is not None and round(event.ts, 6) > time:  # datetimes hold microseconds
-                continue
-            for key, raw in event.metadata.items():
-                values.setdefault(key, []).append((event.event_id, bytes(raw), event.component))
-        return {key: decode_value(combine(found)[1]) for key, found in sorted(values.items())}
+        raw = latest.values_as_of(self.db, entity, position=position, time=time)
+        return {key: decode_value(value) for key, value in raw.items()}
 
     def run_as_of(
         self, run_id: bytes, *, position: int | None = None, time: float | None = None
     ) -> dict[str, Any]:
         """A run's metadata with rollups, as it was at a log position and/or a time."""
         out = self.as_of(run_id, position=position, time=time)
-        for step_id, name, step_position in self.db.execute(
-            "SELECT id, name, position FROM entities WHERE run_id=? AND kind='step_run' "
-            "AND position IS NOT NULL ORDER BY position",
-            (run_id,),
-        ):
+        for step_id, name, *_, step_position in registry.steps_of(self.db, run_id):
             if position is not None and step_position > position:
                 continue
-            for key, value in self.as_of(bytes(step_id), position=position, time=time).items():
+            for key, value in self.as_of(step_id, position=position, time=time).items():
                 out[f"{name}::{key}"] = value
         return out
 
@@ -370,56 +318,31 @@ class Reader:
 
         With ``event_ids``, only those among them.
         """
-        ids = None if event_ids is None else list(event_ids)
-        chunks = [ids[i : i + _PARAMS] for i in range(0, len(ids), _PARAMS)] if ids else [None]
-        out: list[SetAside] = []
-        for table, candidates, rejected in (
-            ("rejections", "candidates", True),
-            ("quarantine", "'[]'", True),
-            ("pending", "'[]'", False),
-        ):
-            if table == "quarantine":
-                out.extend(self._quarantined(chunks))
-                continue
-            for chunk in chunks:
-                where = "" if chunk is None else f" WHERE event_id IN ({_in(len(chunk))})"
-                out.extend(
-                    SetAside(p, uuid.UUID(bytes=e), t, r, rejected, json.loads(c))
-                    for p, e, t, r, c in self.db.execute(
-                        f"SELECT position, event_id, target, reason, {candidates} FROM {table}"
-                        f"{where} ORDER BY position",
-                        chunk or (),
-                    )
-                )
+        ids = None if event_ids is None else list(event_ids) or None  # [] as before: all
+        out = [
+            SetAside(p, uuid.UUID(bytes=e), t, r, True, c)
+            for p, e, t, r, c in latest.set_aside(self.db, "rejections", ids)
+        ]
+        out += self._quarantined(ids)
+        out += [
+            SetAside(p, uuid.UUID(bytes=e), t, r, False, c)
+            for p, e, t, r, c in latest.set_aside(self.db, "pending", ids)
+        ]
         return out
 
-    def _quarantined(self, chunks: list[list[bytes]] | list[None]) -> list[SetAside]:
+    def _quarantined(self, ids: list[bytes] | None) -> list[SetAside]:
+        try:
+            found = projector.quarantined(self.db, ids)
+        except sqlite3.OperationalError:  # a database no projector has prepared yet
+            return []
+        bodies = {r.position: r.body for r in logdb.read_at(self.db, [q.position for q in found])}
         out: list[SetAside] = []
-        for chunk in chunks:
-            where = "" if chunk is None else f" WHERE q.event_id IN ({_in(len(chunk))})"
-            try:
-                rows = self.db.execute(
-                    "SELECT q.position, q.event_id, q.projection, q.reason, l.body "
-                    "FROM quarantine q JOIN log_events l ON l.position = q.position"
-                    f"{where} ORDER BY q.position, q.projection",
-                    chunk or (),
-                ).fetchall()
-            except sqlite3.OperationalError:  # a database no projector has prepared yet
-                return []
-            for position, event_id, projection, reason, body in rows:
-                event = decode_stored(body)
-                target = getattr(event, "target", None)
-                what = target.describe() if target is not None else type(event).__name__
-                out.append(
-                    SetAside(
-                        position,
-                        uuid.UUID(bytes=bytes(event_id)),
-                        what,
-                        f"quarantined by the {projection} view: {reason}",
-                        True,
-                        [],
-                    )
-                )
+        for q in found:
+            event = decode_stored(bodies[q.position])
+            target = getattr(event, "target", None)
+            what = target.describe() if target is not None else type(event).__name__
+            reason = f"quarantined by the {q.projection} view: {q.reason}"
+            out.append(SetAside(q.position, uuid.UUID(bytes=q.event_id), what, reason, True, []))
         return out
 
     def bodies(self, after: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
@@ -430,25 +353,12 @@ class Reader:
         return logdb.head(self.db)
 
     def checkpoints(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT name, position FROM checkpoints ORDER BY name"))
+        return projector.checkpoints(self.db)
 
     def applied_through(self) -> int:
         """The position up to which every projection has applied the log."""
-        row = self.db.execute("SELECT min(position) FROM checkpoints").fetchone()
-        return int(row[0] or 0)
+        return projector.applied_through(self.db)
 
     def positions_of(self, event_ids: Iterable[bytes]) -> dict[bytes, int]:
         """The log positions of those of ``event_ids`` that are in the log."""
-        ids = list(event_ids)
-        out: dict[bytes, int] = {}
-        for start in range(0, len(ids), _PARAMS):
-            chunk = ids[start : start + _PARAMS]
-            out.update(
-                (bytes(e), p)
-                for e, p in self.db.execute(
-                    "SELECT event_id, position FROM log_events "
-                    f"WHERE event_id IN ({_in(len(chunk))})",
-                    chunk,
-                )
-            )
-        return out
+        return logdb.positions_of(self.db, list(event_ids))
