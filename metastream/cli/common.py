@@ -13,6 +13,26 @@ from metastream.cli.colour import Styled
 from metastream.config import Settings
 from metastream.schemas.text import escape_controls
 
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+"""The log lines of the long-running commands (consume, project, up in the foreground)."""
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    """``--log-level``, for a command that runs until stopped."""
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default: INFO)",
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Log lines at ``level`` and above to stderr, in ``LOG_FORMAT``."""
+    import logging
+
+    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+
 
 def settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with ``--db`` applied."""

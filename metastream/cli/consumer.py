@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from metastream import config
+from metastream.cli.common import add_log_level, configure_logging
 from metastream.cli.common import settings as settings_of
 from metastream.errors import MetastreamError, NotRunning
 from metastream.urls import connection_problem, is_auth_failure, scrub
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def register(sub: Any) -> None:
@@ -31,16 +29,7 @@ def register(sub: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log (default: INFO)",
-    )
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+    add_log_level(parser)
 
 
 def consume(args: argparse.Namespace) -> int:

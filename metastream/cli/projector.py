@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from metastream.cli.common import echo
+from metastream.cli.common import add_log_level, configure_logging, echo
 from metastream.cli.common import settings as settings_of
 from metastream.errors import StoreError
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def register(sub: Any) -> None:
@@ -32,12 +29,7 @@ def register(sub: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log (default: INFO)",
-    )
+    add_log_level(parser)
     parser.add_argument(
         "--quarantined",
         action="store_true",
@@ -52,9 +44,7 @@ def project(args: argparse.Namespace) -> int:
         return _list_quarantined(settings.db)
     from metastream.projections.follow import run
 
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format=LOG_FORMAT, stream=sys.stderr
-    )
+    configure_logging(args.log_level)
     run(settings.db, parent=args.parent)
     return 0
 

@@ -67,7 +67,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from metastream.stack.local import up
 
     if not args.detach:
-        from metastream.cli.consumer import configure_logging
+        from metastream.cli.common import configure_logging
 
         configure_logging("INFO")
     up(

@@ -21,8 +21,8 @@ from metastream.config import Settings
 from metastream.consumer.stopped import consumer_problem
 from metastream.schemas import decode_stored
 from metastream.stack.server import RedisServer
+from tests.integration.consumer_fixtures import log, output, s
 from tests.streams import (
-    consumer_settings,
     fill,
     head,
     log_ids,
@@ -35,19 +35,7 @@ from tests.streams import (
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-def s(settings: Settings, stream: str, redis_url: str) -> Settings:
-    return consumer_settings(settings, stream, redis_url, max_records=200, claim_idle_ms=500)
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Path:
-    return tmp_path / "consumer.log"
-
-
-def output(log: Path) -> str:
-    return log.read_text(errors="replace") if log.exists() else ""
+__all__ = ["log", "s"]  # fixtures, used by name
 
 
 def event_ids(bodies: list[bytes]) -> set[bytes]:

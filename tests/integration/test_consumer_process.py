@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from metastream.config import Settings
+from tests.integration.consumer_fixtures import log, output, s
 from tests.streams import (
     assert_exactly_once,
     consumer_env,
-    consumer_settings,
     fill,
     head,
     log_ids,
@@ -32,19 +32,7 @@ from tests.streams import (
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-def s(settings: Settings, stream: str, redis_url: str) -> Settings:
-    return consumer_settings(settings, stream, redis_url, max_records=200, claim_idle_ms=500)
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Path:
-    return tmp_path / "consumer.log"
-
-
-def output(log: Path) -> str:
-    return log.read_text(errors="replace") if log.exists() else ""
+__all__ = ["log", "s"]  # fixtures, used by name
 
 
 @pytest.mark.parametrize("stage", ["before-commit", "after-commit"])
