@@ -92,6 +92,10 @@ def _ui(args: argparse.Namespace) -> int:
     if args.wait > 0:
         _wait_for_database(db, args.wait)
     app = create_app(db, token=ui.token)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what importing left is there for good: the collector need not scan it
     listener = _listen(ui.host, ui.port)
     url = url_of(ui.host, listener.getsockname()[1])
     echo(f"metastream ui: serving {db} on {url} (Ctrl-C to stop)", file=sys.stderr)
