@@ -32,6 +32,21 @@ class Incoming(NamedTuple):
     body: bytes
 
 
+_incoming = tuple.__new__  # Incoming without NamedTuple's Python-level __new__
+
+
+def decode_bodies(bodies: Sequence[bytes]) -> tuple[list[Incoming], list[Undecodable]]:
+    """Decode ``bodies`` with ``decode_incoming``: those that decode, and why the others did not."""
+    good: list[Incoming] = []
+    bad: list[Undecodable] = []
+    for i, body in enumerate(bodies):
+        try:
+            good.append(_incoming(Incoming, (decode_incoming(body), body)))
+        except Exception as exc:
+            bad.append((i, f"cannot decode: {exc}"))
+    return good, bad
+
+
 class LogRecord(NamedTuple):
     """An event in the log."""
 
@@ -84,13 +99,7 @@ class EventLog(abc.ABC):
         returned as ``(index, reason)``. Implementations may override this
         to do it all in one hop to their storage.
         """
-        good: list[Incoming] = []
-        bad: list[Undecodable] = []
-        for i, body in enumerate(bodies):
-            try:
-                good.append(Incoming(decode_incoming(body), body))
-            except Exception as exc:
-                bad.append((i, f"cannot decode: {exc}"))
+        good, bad = decode_bodies(bodies)
         async with self.transaction():
             result = await self.append(good)
         return result, bad

@@ -29,17 +29,22 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from metastream.errors import StoreError
-from metastream.eventlog.base import AppendResult, EventLog, Incoming, LogRecord, Undecodable
+from metastream.eventlog.base import (
+    AppendResult,
+    EventLog,
+    Incoming,
+    LogRecord,
+    Undecodable,
+    decode_bodies,
+)
 from metastream.eventlog.database import Database
 from metastream.private_files import create_private_file, make_private_dir
-from metastream.schemas.codec import decode_incoming
 
 SCHEMA_VERSION: Final = 1
 SQL_PARAMS: Final = 900  # per query, below SQLite's lowest default limit of 999
 # Rows come back as (position, event_id, body) tuples of the right types: wrap
 # them without NamedTuple's Python-level __new__, which cost ~1 µs a record.
 _record = tuple.__new__
-_incoming = tuple.__new__  # Incoming without NamedTuple's Python-level __new__
 
 LOG_DDL: Final = """
 CREATE TABLE IF NOT EXISTS log_events (
@@ -191,13 +196,7 @@ def append_encoded(
     projected. The collector is paused meanwhile (see ``gc_paused``).
     """
     with gc_paused():
-        good: list[Incoming] = []
-        bad: list[Undecodable] = []
-        for i, body in enumerate(bodies):
-            try:
-                good.append(_incoming(Incoming, (decode_incoming(body), body)))
-            except Exception as exc:
-                bad.append((i, f"cannot decode: {exc}"))
+        good, bad = decode_bodies(bodies)
         begin(conn)
         ok = False
         try:
