@@ -19,13 +19,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import httpx
 import msgspec
 
+from metastream.api.models import EventPage, Status
 from metastream.schemas import AnyEvent, decode_event, encode_event
 from metastream.schemas.jsonform import from_json_form
 from metastream.subscriptions.filters import Peek, peek, peek_builtins
@@ -92,27 +92,8 @@ class History(abc.ABC):
         """Release what the source holds."""
 
 
-class _FeedEvent(msgspec.Struct, frozen=True):
-    position: int
-    event_id: uuid.UUID
-    type: str
-    ts: float
-    data: dict[str, Any]
-
-
-class _FeedPage(msgspec.Struct, frozen=True):
-    events: list[_FeedEvent]
-    head: int
-    applied_through: int
-
-
-class _Status(msgspec.Struct, frozen=True):
-    head: int
-    applied_through: int
-
-
-_PAGE_DECODER: Final = msgspec.json.Decoder(_FeedPage)
-_STATUS_DECODER: Final = msgspec.json.Decoder(_Status)
+_PAGE_DECODER: Final = msgspec.json.Decoder(EventPage)
+_STATUS_DECODER: Final = msgspec.json.Decoder(Status)
 
 
 class FeedHistory(History):
