@@ -46,6 +46,8 @@ def _duration(start: datetime.datetime | None, end: datetime.datetime | None) ->
     if start is None or end is None:
         return ""
     seconds = (end - start).total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"  # most steps of a small pipeline: not all "0.0 s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
