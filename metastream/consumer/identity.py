@@ -51,9 +51,3 @@ class DatabaseIdentity:
             "nothing more was acked: the events stay in the stream. Restart the "
             "consumer to write them to the database now at that path"
         )
-
-    def check(self) -> None:
-        """Raise :class:`DatabaseReplaced` if the file is not the one opened."""
-        problem = self.problem()
-        if problem is not None:
-            raise DatabaseReplaced(problem)

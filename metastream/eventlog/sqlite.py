@@ -125,11 +125,6 @@ async def connect(
     )
 
 
-async def run(db: Database, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(connection, *args)`` in the database's thread, in one hop."""
-    return await db.run(fn, *args)
-
-
 def _check_schema_version(conn: sqlite3.Connection, path: Path) -> None:
     row = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
     if row is None:
@@ -305,7 +300,7 @@ class SqliteEventLog(EventLog):
 
     async def _run(self, action: str, fn: Callable[..., T], *args: Any) -> T:
         with translated(action):
-            return await run(self.db, fn, *args)
+            return await self.db.run(fn, *args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
