@@ -278,10 +278,6 @@ class Producer:
         self._setup()
 
 
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
 def close_all() -> None:
     """Close every producer of this process (at interpreter exit)."""
     global _exiting

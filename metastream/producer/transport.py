@@ -140,11 +140,16 @@ def _error_reply_left(sock: socket.socket) -> str:
         data = sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
     except OSError:
         return ""
+    reply = _first_error_reply(data)
+    return "" if reply is None else f" (Redis replied {reply!r})"
+
+
+def _first_error_reply(data: bytes) -> str | None:
+    """The message of the first error reply (``-<message>CRLF``) in raw replies, or ``None``."""
     start = 0 if data[:1] == b"-" else data.find(b"\n-") + 1
     if start == 0 and data[:1] != b"-":
-        return ""
-    reply = data[start + 1 :].split(b"\r\n", 1)[0].decode(errors="replace")
-    return f" (Redis replied {reply!r})"
+        return None
+    return data[start + 1 :].split(b"\r\n", 1)[0].decode(errors="replace")
 
 
 def _read_replies(sock: socket.socket, count: int) -> tuple[bytes, int]:
@@ -161,10 +166,9 @@ def _read_replies(sock: socket.socket, count: int) -> tuple[bytes, int]:
     while True:
         data = sock.recv(_READ_SIZE)
         if not data:
-            said = b"".join(chunks)
-            if errors:  # e.g. "-ERR Protocol error: invalid bulk length", then the close
-                first = said[said.find(b"-") if said[:1] == b"-" else said.find(b"\n-") + 1 :]
-                reply = first.split(b"\r\n", 1)[0][1:].decode(errors="replace")
+            # e.g. "-ERR Protocol error: invalid bulk length", then the close
+            reply = _first_error_reply(b"".join(chunks)) if errors else None
+            if reply is not None:
                 raise ConnectionResetError(f"Redis replied {reply!r} and closed the connection")
             raise ConnectionResetError("Redis closed the connection")
         chunks.append(data)
