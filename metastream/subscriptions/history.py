@@ -1,6 +1,6 @@
 """The event log as a subscriber reads it for its catch-up: the HTTP events feed, or the file.
 
-Both give pages of :class:`LogItem` in position order. A page holds what the
+Both give pages (lists) of :class:`LogItem` in position order. A page holds what the
 filters need (:class:`~metastream.subscriptions.filters.Peek`) and decodes
 the event only when asked (``LogItem.event()``):
 
@@ -71,12 +71,6 @@ class LogItem(NamedTuple):
             return msgspec.json.encode(self.data)
 
 
-class Page(NamedTuple):
-    items: list[LogItem]
-    readable_through: int
-    """Position up to which the source can serve events now (the feed: what the views applied)."""
-
-
 class History(abc.ABC):
     """Where the catch-up reads the log."""
 
@@ -85,7 +79,7 @@ class History(abc.ABC):
         """The position of the last event committed to the log."""
 
     @abc.abstractmethod
-    async def page(self, after: int, limit: int = PAGE) -> Page:
+    async def page(self, after: int, limit: int = PAGE) -> list[LogItem]:
         """Events after position ``after``, oldest first."""
 
     async def close(self) -> None:  # noqa: B027  (optional)
@@ -117,21 +111,18 @@ class FeedHistory(History):
     async def head(self) -> int:
         return _STATUS_DECODER.decode(await self._get("/api/v1/status")).head
 
-    async def page(self, after: int, limit: int = PAGE) -> Page:
+    async def page(self, after: int, limit: int = PAGE) -> list[LogItem]:
         page = _PAGE_DECODER.decode(
             await self._get("/api/v1/events", {"after": after, "limit": limit})
         )
-        items = []
-        for e in page.events:
-            event_id = e.event_id.bytes
-            items.append(
-                LogItem(
-                    e.position,
-                    peek_builtins(e.type, event_id, e.data),
-                    data={**e.data, "ts": e.ts},
-                )
+        return [
+            LogItem(
+                e.position,
+                peek_builtins(e.type, e.event_id.bytes, e.data),
+                data={**e.data, "ts": e.ts},
             )
-        return Page(items, page.applied_through)
+            for e in page.events
+        ]
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -148,10 +139,9 @@ class FileHistory(History):
     async def head(self) -> int:
         return await asyncio.to_thread(self._reader.head)
 
-    async def page(self, after: int, limit: int = PAGE) -> Page:
+    async def page(self, after: int, limit: int = PAGE) -> list[LogItem]:
         rows = await asyncio.to_thread(self._reader.bodies, after, limit)
-        items = [LogItem(position, peek(bytes(body)), body=bytes(body)) for position, body in rows]
-        return Page(items, items[-1].position if items else after)
+        return [LogItem(position, peek(bytes(body)), body=bytes(body)) for position, body in rows]
 
     async def close(self) -> None:
         self._reader.close()
@@ -185,7 +175,7 @@ class LazyHistory(History):
     async def head(self) -> int:
         return await self._history().head()
 
-    async def page(self, after: int, limit: int = PAGE) -> Page:
+    async def page(self, after: int, limit: int = PAGE) -> list[LogItem]:
         return await self._history().page(after, limit)
 
     async def close(self) -> None:

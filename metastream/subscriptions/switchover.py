@@ -209,7 +209,7 @@ class CatchUp:
         waited = time.monotonic()
         while state.after < state.head:
             page = await self.history.page(state.after, min(PAGE, state.head - state.after))
-            items = [item for item in page.items if item.position <= state.head]
+            items = [item for item in page if item.position <= state.head]
             if not items:  # the feed serves only what the views applied: wait for the rest
                 if time.monotonic() - waited > WAIT_WARNING:
                     waited = time.monotonic()
