@@ -153,6 +153,19 @@ def finish(conn: sqlite3.Connection, ok: bool) -> None:
         conn.execute("ROLLBACK")
 
 
+class transaction:  # used as a statement: `with transaction(conn):`
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on an exception)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        begin(self.conn)
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        finish(self.conn, kind is None)
+
+
 def head(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT max(position) FROM log_events").fetchone()[0] or 0)
 
@@ -192,13 +205,8 @@ def append_encoded(
     """
     with gc_paused():
         good, bad = decode_bodies(bodies)
-        begin(conn)
-        ok = False
-        try:
+        with transaction(conn):
             result = append(conn, good)
-            ok = True
-        finally:
-            finish(conn, ok)
         return result, bad
 
 

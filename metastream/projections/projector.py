@@ -42,7 +42,7 @@ from typing import Final, NamedTuple
 from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.failures import describe, is_environmental
-from metastream.eventlog.sqlite import gc_paused
+from metastream.eventlog.sqlite import gc_paused, transaction
 from metastream.projections.base import CHECKPOINTS_DDL, Projection, Records
 from metastream.projections.latest import LatestProjection
 from metastream.projections.registry import RegistryProjection
@@ -269,16 +269,3 @@ class Projector:
         projection.forget()
         conn.execute("DELETE FROM quarantine WHERE projection=?", (projection.name,))
         self._set_checkpoint(conn, projection, 0)
-
-
-class transaction:  # used as a statement: `with transaction(conn):`
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on an exception)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        logdb.begin(self.conn)
-
-    def __exit__(self, kind: object, *rest: object) -> None:
-        logdb.finish(self.conn, kind is None)

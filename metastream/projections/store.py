@@ -23,14 +23,15 @@ from typing import Any, TypeVar
 from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.base import AppendResult, Incoming
 from metastream.eventlog.database import Database
-from metastream.eventlog.sqlite import SqliteEventLog, connect, gc_paused, translated
-from metastream.projections.base import Projection
-from metastream.projections.projector import (
-    CATCH_UP_CHUNK,
-    Projector,
-    default_projections,
+from metastream.eventlog.sqlite import (
+    SqliteEventLog,
+    connect,
+    gc_paused,
     transaction,
+    translated,
 )
+from metastream.projections.base import Projection
+from metastream.projections.projector import CATCH_UP_CHUNK, Projector, default_projections
 from metastream.schemas import decode_stored
 
 __all__ = ["CATCH_UP_CHUNK", "Progress", "Store", "default_projections", "gc_paused"]

@@ -17,9 +17,8 @@ import pytest
 
 from metastream.benchmarks.synthetic import generate
 from metastream.eventlog import sqlite as logdb
-from metastream.eventlog.sqlite import open_connection
+from metastream.eventlog.sqlite import open_connection, transaction
 from metastream.projections import Projector
-from metastream.projections.projector import transaction
 from metastream.query import Reader
 from tests.events import Pipeline, incoming
 from tests.streams import cli, wait_for_sync

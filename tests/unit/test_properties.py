@@ -27,10 +27,9 @@ from hypothesis import strategies as st
 
 from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
-from metastream.eventlog.sqlite import open_connection
+from metastream.eventlog.sqlite import open_connection, transaction
 from metastream.projections import LatestProjection, Projector, RegistryProjection, Store
 from metastream.projections.latest import latest_maps
-from metastream.projections.projector import transaction
 from metastream.schemas import (
     ArtifactByName,
     ArtifactVersionRegistered,
