@@ -50,11 +50,10 @@ def project(args: argparse.Namespace) -> int:
 
 
 def _list_quarantined(db: Any) -> int:
+    from metastream.eventlog.sqlite import open_connection
     from metastream.projections.projector import quarantined
 
-    if not db.exists():
-        raise StoreError(f"no metastream database at {db}")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = open_connection(db, readonly=True)
     try:
         try:
             found = quarantined(conn)
