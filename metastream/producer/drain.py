@@ -120,8 +120,9 @@ class SpoolDrainer:
             if self._stop.is_set():
                 file.release()
                 return sent
-            sent += self.resender.send_some(file, BATCH_EVENTS, BATCH_BYTES)
-        self.sent += sent
+            batch = self.resender.send_some(file, BATCH_EVENTS, BATCH_BYTES)
+            sent += batch
+            self.sent += batch  # counted as acknowledged, even if the file is left half way
         self.files_done += 1
         file.remove()
         if sent:
