@@ -61,16 +61,22 @@ def parse_as_of(text: str | None) -> AsOf | None:
         if position > MAX_POSITION:
             raise ValueError(f"as_of={text[:60]!r} is past any log position")
         return AsOf(position=position, time=None)
-    try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    when = iso_time(text)
+    if when is None:
         raise ValueError(
             f"as_of={text[:60]!r} is neither a log position (a whole number) "
             "nor an ISO 8601 time such as 2026-12-01T12:00:00Z"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
+        )
     return AsOf(position=None, time=when.astimezone(datetime.UTC))
+
+
+def iso_time(text: str) -> datetime.datetime | None:
+    """An ISO 8601 time (UTC when it has no offset), or ``None`` when ``text`` is not one."""
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
 
 
 def as_of_seconds(as_of: AsOf | None) -> float | None:

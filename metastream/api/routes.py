@@ -8,7 +8,6 @@ SQLite reader.
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Annotated, Final
 
@@ -18,7 +17,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from metastream.api import entities, feed, live, models
-from metastream.api.readers import MAX_POSITION, Readers, parse_as_of
+from metastream.api.readers import MAX_POSITION, Readers, iso_time, parse_as_of
 from metastream.query import browse
 from metastream.query.compare import MAX_COMPARED
 
@@ -41,14 +40,9 @@ def _seconds(text: str | None, name: str) -> float | None:
         return float(text)
     except ValueError:
         pass
-    try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{name}={text[:60]!r} is neither Unix seconds nor an ISO 8601 time"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
+    when = iso_time(text)
+    if when is None:
+        raise ValueError(f"{name}={text[:60]!r} is neither Unix seconds nor an ISO 8601 time")
     return when.timestamp()
 
 
