@@ -2,11 +2,12 @@
 
 A segment is a spool file (the format is in ``records.py``) created at its
 full size and mapped into memory. ``publish`` copies each record into the
-mapping: two memory copies, no system call (~0.5 µs measured here). The
-mapped pages are the kernel's page cache, so when the process is killed
-(SIGKILL, the OOM killer) what it copied is still written to the file; only
-a crash of the machine itself can lose it (use the spool's fsync for that:
-events that wait for Redis go to a spool file, synced, as before).
+mapping: two memory copies, no system call (~0.65 µs a call in ``metastream
+bench producer``, docs/performance.md). The mapped pages are the kernel's
+page cache, so when the process is killed (SIGKILL, the OOM killer) what it
+copied is still written to the file; only a crash of the machine itself can
+lose it (use the spool's fsync for that: events that wait for Redis go to a
+spool file, synced, as before).
 
 * **Reserved, never sparse.** The file is reserved with ``posix_fallocate``:
   writing into a mapped page the file system cannot back (a full disk) is a
