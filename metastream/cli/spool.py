@@ -10,6 +10,7 @@ from typing import Any
 
 from metastream.cli.common import settings as settings_of
 from metastream.cli.dead_letters import human_age
+from metastream.cli.render import safe
 
 REASON_WIDTH = 60
 
@@ -41,8 +42,7 @@ def register(sub: Any) -> None:
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    text = safe(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
