@@ -15,8 +15,7 @@ import json
 import sys
 from typing import Any
 
-import msgspec
-
+from metastream.cli import views
 from metastream.cli.common import settings as settings_of
 from metastream.schemas import ENTITY_KINDS, AnyEvent, MetadataLogged
 from metastream.schemas.jsonform import json_form
@@ -81,22 +80,10 @@ def _start(text: str) -> Any:
 
 
 def event_json(event: AnyEvent) -> dict[str, Any]:
-    """The event as JSON builtins: metadata values in metastream's JSON form."""
-    plain = (
-        msgspec.structs.replace(event, metadata={}) if isinstance(event, MetadataLogged) else event
-    )
-    data: dict[str, Any] = msgspec.to_builtins(plain)
-    data.pop("metadata", None)
-    out: dict[str, Any] = {
-        "event_id": str(event.id),
-        "type": type(event).__name__,
-        "ts": datetime.datetime.fromtimestamp(event.ts, datetime.UTC).isoformat(),
-    }
-    del data["event_id"], data["ts"], data["type"]
-    out.update(data)
-    if isinstance(event, MetadataLogged):
-        out["metadata"] = {k: json_form(v) for k, v in event.metadata.items()}
-    return out
+    """The event as JSON builtins, as ``events --json`` writes it (without its position)."""
+    data = views.event_json(0, event)
+    del data["position"]
+    return data
 
 
 def _value(value: Any) -> str:
