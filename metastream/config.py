@@ -124,7 +124,7 @@ class StackProcess(NamedTuple):
     """A process the local stack started, as ``stack.json`` records it."""
 
     role: str
-    """What it is: ``server``, ``consumer`` (``ui`` next)."""
+    """What it is: ``server``, ``consumer``, ``projector`` or ``ui``."""
     pid: int
     start: int | None = None
     """When it started (``processes.start_time``): a later process with its pid is not it."""

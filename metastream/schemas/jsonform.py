@@ -1,6 +1,6 @@
 """Metadata values in JSON: one documented form that keeps every type.
 
-Used by every ``--json`` output of the CLI and (next) by the HTTP API. Plain
+Used by every ``--json`` output of the CLI and by the HTTP API. Plain
 JSON where JSON already says what the value is; a tagged object
 ``{"$type": TAG, "value": ...}`` where it does not:
 
