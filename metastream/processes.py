@@ -72,12 +72,19 @@ def _is_zombie(pid: int) -> bool:
     while to reap it (seconds, in some containers): it has stopped all the
     same.
     """
+    fields = _stat_fields(pid)
+    return fields is not None and fields[:1] == ["Z"]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, from the state (field 3)
+    on; ``None`` where there is no such file. (The command name is in parentheses and
+    may hold spaces, so the fields are counted from its closing parenthesis.)"""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    # the state follows the command name, which is in parentheses and may hold spaces
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+        return None
+    return stat.rpartition(")")[2].split()
 
 
 def start_time(pid: int) -> int | None:
@@ -86,14 +93,9 @@ def start_time(pid: int) -> int | None:
     A pid and its start time name one process for good: a later process
     that reuses the pid starts later.
     """
+    fields = _stat_fields(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # fields after the parenthesised command name: state is field 3, starttime field 22
-    fields = stat.rpartition(")")[2].split()
-    try:
-        return int(fields[19])
+        return int(fields[19]) if fields is not None else None  # starttime is field 22
     except (IndexError, ValueError):
         return None
 
