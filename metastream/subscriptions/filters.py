@@ -91,44 +91,15 @@ def peek(body: bytes) -> Peek:
 def peek_builtins(event_type: str, event_id: bytes, data: dict[str, Any]) -> Peek:
     """A :class:`Peek` of an event given as JSON builtins (the HTTP feed's ``data``)."""
     fields = {k: data[k] for k in _ID_FIELDS if data.get(k) is not None}
-    return msgspec.convert(
-        {
-            "type": event_type,
-            **fields,
-            "target": data.get("target"),
-            # the keys only: the values are never looked at
-            "metadata": dict.fromkeys(data["metadata"], "") if data.get("metadata") else None,
-        },
-        _BuiltinsPeek,
-    ).as_peek(event_id)
+    peeked = msgspec.convert({"type": event_type, **fields, "target": data.get("target")}, Peek)
+    metadata = data.get("metadata")
+    # the keys only: the values are never looked at
+    return msgspec.structs.replace(
+        peeked, event_id=event_id, metadata=dict.fromkeys(metadata, _NIL) if metadata else None
+    )
 
 
 _ID_FIELDS: Final = ("run_id", "step_id", "artifact_version_id", "name", "pipeline_name")
-
-
-class _BuiltinsPeek(msgspec.Struct, frozen=True, gc=False):
-    type: str
-    target: Target | None = None
-    metadata: dict[str, str] | None = None
-    run_id: uuid.UUID | None = None
-    step_id: uuid.UUID | None = None
-    artifact_version_id: uuid.UUID | None = None
-    name: str | None = None
-    pipeline_name: str | None = None
-
-    def as_peek(self, event_id: bytes) -> Peek:
-        return Peek(
-            type=self.type,
-            event_id=event_id,
-            target=self.target,
-            metadata=None if self.metadata is None else dict.fromkeys(self.metadata, _NIL),
-            run_id=self.run_id,
-            step_id=self.step_id,
-            artifact_version_id=self.artifact_version_id,
-            name=self.name,
-            pipeline_name=self.pipeline_name,
-        )
-
 
 _NIL: Final = msgspec.Raw(b"\xc0")
 
