@@ -34,25 +34,26 @@ def record_stop(settings: Settings, reason: str) -> None:
 
 def clear_stop(settings: Settings) -> None:
     """Forget a stop recorded for ``settings.db`` (a consumer has started on it again)."""
-    path = settings.home / STOPPED_FILE
-    record = _read(settings)
-    if record is not None and record.get("db") == str(settings.db):
+    if _read(settings) is not None:
         try:
-            path.unlink()
+            (settings.home / STOPPED_FILE).unlink()
         except OSError:
             pass
 
 
 def _read(settings: Settings) -> dict[str, object] | None:
+    """The stop recorded for ``settings.db``, if any (a stop on another database is not its)."""
     try:
         record = json.loads((settings.home / STOPPED_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("reason"), str) else None
+    if not isinstance(record, dict) or not isinstance(record.get("reason"), str):
+        return None
+    return record if record.get("db") == str(settings.db) else None
 
 
 def consumer_problem(settings: Settings) -> str | None:
-    """Why the consumer stopped by itself and was not restarted since, or ``None``.
+    """Why the consumer of ``settings.db`` stopped by itself and was not restarted since.
 
     For ``metastream status``: one line, with when it stopped, e.g. ``"stopped
     2026-12-01 10:02:03: the database at ... was deleted while the consumer
