@@ -148,7 +148,8 @@ def step_page(
     reader = _readers(state).get()
     position = reader.applied_through()
     found = entities.step(reader, step_id, as_of=parse_as_of(as_of))
-    run = entities.run(reader, str(found.run_id), rollups=False)
+    registered = browse.registration(reader, found.run_id.bytes)  # the run's name, not its steps
+    run = {"id": found.run_id, "name": registered.name if registered else str(found.run_id)}
     return render(
         "step.html", step=found, run=run, as_of=as_of or "", head=position, position=position
     )
