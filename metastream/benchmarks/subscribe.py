@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ import redis
 import redis.asyncio as aredis
 
 from metastream.benchmarks import say
-from metastream.benchmarks.synthetic import encoded, generate
+from metastream.benchmarks.synthetic import encoded, generate, incoming_batches
 from metastream.config import Settings
 from metastream.constants import DATA_FIELD, GROUP
 from metastream.schemas import AnyEvent, ById, MetadataLogged, decode_event, encode_event
@@ -52,29 +51,17 @@ from metastream.subscriptions.history import FileHistory
 PAGE = 1000
 
 
-def _chunks(bodies: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
-    for body in bodies:
-        chunk.append(body)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 async def _build_log(path: Path, n: int) -> None:
-    from metastream.eventlog import Incoming, SqliteEventLog, connect
+    from metastream.eventlog import SqliteEventLog, connect
     from metastream.projections import Store
-    from metastream.schemas import decode_stored
 
     await (await Store.open(path, catch_up=False)).close()  # the schema the readers expect
     db = await connect(path)
     log = SqliteEventLog(db)
     try:
-        for chunk in _chunks(encoded(generate(n)), 10_000):
+        for chunk in incoming_batches(generate(n), 10_000):
             async with log.transaction():
-                await log.append([Incoming(decode_stored(b), b) for b in chunk])
+                await log.append(chunk)
     finally:
         await db.close()
 
@@ -151,9 +138,9 @@ def _publish(url: str, stream: str, bodies: list[bytes]) -> float:
     client = redis.Redis.from_url(url)
     try:
         started = time.perf_counter()
-        for chunk in _chunks(iter(bodies), 500):
+        for start in range(0, len(bodies), 500):
             with client.pipeline(transaction=False) as pipe:
-                for body in chunk:
+                for body in bodies[start : start + 500]:
                     pipe.xadd(stream, {DATA_FIELD: body})
                 pipe.execute()
         return started
