@@ -7,6 +7,7 @@ address needs ``METASTREAM_UI_TOKEN``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import socket
 import sys
@@ -34,12 +35,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "its consumer makes it); by default a missing database is an error",
     )
     p.set_defaults(handler=_ui)
-
-
-def url_of(host: str, port: int) -> str:
-    from metastream.api.settings import UiSettings
-
-    return UiSettings(host=host, port=port).url
 
 
 def _wait_for_database(db: Path, seconds: float) -> None:
@@ -83,10 +78,9 @@ def _ui(args: argparse.Namespace) -> int:
     from metastream.api.serving import UiServer
 
     ui = UiSettings.from_env()
-    if args.host:
-        ui = UiSettings(host=args.host, port=ui.port, token=ui.token)
-    if args.port is not None:
-        ui = UiSettings(host=ui.host, port=args.port, token=ui.token)
+    ui = dataclasses.replace(
+        ui, host=args.host or ui.host, port=ui.port if args.port is None else args.port
+    )
     check_exposure(ui)
     db = settings(args).db
     if args.wait > 0:
@@ -97,7 +91,7 @@ def _ui(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()  # what importing left is there for good: the collector need not scan it
     listener = _listen(ui.host, ui.port)
-    url = url_of(ui.host, listener.getsockname()[1])
+    url = dataclasses.replace(ui, port=listener.getsockname()[1]).url
     echo(f"metastream ui: serving {db} on {url} (Ctrl-C to stop)", file=sys.stderr)
     if args.open:
         threading.Timer(1.0, webbrowser.open, (url,)).start()
