@@ -88,7 +88,8 @@ def _component_metadata(
     try:
         metadata = call()
         if metadata:
-            publish_metadata(target, prepare_metadata(metadata), component=component.name)
+            prepared = prepare_metadata(metadata, settings().max_depth)
+            publish_metadata(target, prepared, component=component.name)
     except Exception as exc:
         log.warning(
             "metastream: stack component %r failed to give %s metadata and is skipped: %s",

@@ -21,7 +21,7 @@ from metastream import (
     pipeline_run,
     step,
 )
-from metastream.pipelines import EnvironmentComponent, GitComponent
+from metastream.pipelines import EnvironmentComponent, GitComponent, emit
 from metastream.pipelines.components import configured_components
 from metastream.schemas import (
     ArtifactVersionRegistered,
@@ -393,6 +393,27 @@ def test_a_component_value_over_the_size_limit_is_skipped_with_a_warning(
         assert p().status == "completed"
     assert "stack component 'oversized' failed to give pipeline run metadata" in caplog.text
     assert "'huge'" in caplog.text
+    assert published.metadata == []
+
+
+class Nested(StackComponent):
+    def get_pipeline_run_metadata(self, run_id: uuid.UUID) -> dict[str, MetadataType]:
+        return {"tree": {"a": {"b": {"c": 1}}}}
+
+
+def test_a_component_value_deeper_than_max_depth_is_skipped_with_a_warning(
+    published: Published, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METASTREAM_MAX_DEPTH", "2")
+    emit.settings.cache_clear()
+
+    @pipeline(components=[Nested()])
+    def p() -> None:
+        pass
+
+    with caplog.at_level(logging.WARNING):
+        assert p().status == "completed"
+    assert "nested more than 2 levels deep" in caplog.text
     assert published.metadata == []
 
 
