@@ -28,7 +28,8 @@ Settings (environment):
 Its state (the baselines, which runs it has judged) lives in Redis beside its
 group, written before an event is acknowledged: a restarted guard continues
 with the same baselines, and an event delivered twice (delivery is at least
-once) changes nothing and raises no second alert.
+once) changes nothing and raises no second alert, unless the guard died
+between an alert and recording the run as judged: then it alerts again.
 """
 
 from __future__ import annotations
