@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from metastream.producer.records import FILE_HEADER, FIRST_RECORD, MAGIC, encode_records, read_spool
-from metastream.producer.spool import SUFFIX
+from metastream.producer.spool import SUFFIX, write_all
 
 logger = logging.getLogger("metastream.producer")
 
@@ -84,9 +84,7 @@ def _write_file(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp-write")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -56,7 +56,8 @@ class SpoolError(OSError):
     """Writing the spool failed (disk full, no permission, ...)."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than it is given)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -175,7 +176,7 @@ class SpoolWriter:
             except OSError as exc:
                 raise SpoolError(f"cannot create a spool file in {self.directory}: {exc}") from exc
             try:
-                _write_all(file.fd, data)
+                write_all(file.fd, data)
                 os.fdatasync(file.fd)
             except OSError as exc:
                 try:  # never leave half a batch behind: it would read as a corrupted record
@@ -239,7 +240,7 @@ def create_locked_file(directory: Path, suffix: str, size: int = 0) -> tuple[Pat
         fd = os.open(tmp, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            _write_all(fd, FILE_HEADER.pack(MAGIC, FIRST_RECORD))
+            write_all(fd, FILE_HEADER.pack(MAGIC, FIRST_RECORD))
             if size:
                 os.posix_fallocate(fd, 0, size)
             os.rename(tmp, final)
