@@ -15,7 +15,7 @@ import redis
 from metastream.cli import main
 from metastream.config import Settings
 from metastream.consumer import iter_dead_letters, retry_dead_letters
-from metastream.eventlog import sqlite as log_module
+from metastream.eventlog import base as log_module  # decode_bodies: the consumer's decoder
 from metastream.query import Reader
 from metastream.schemas.codec import decode_incoming
 from tests.streams import (
