@@ -49,7 +49,7 @@ from typing import Any
 
 import redis
 
-from metastream.benchmarks import say
+from metastream.benchmarks import percentile, say
 from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.sqlite import open_connection
@@ -106,10 +106,6 @@ def _wait_applied(reader: Reader, count: int, timeout: float) -> float:
     return time.time()
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 def _produce(env: dict[str, str], mode: str, n: int, rate: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", _PRODUCER, mode, str(n), str(rate)],
@@ -153,8 +149,8 @@ def _throughput(
     return {
         "cpu_us_per_event": {role: round(s / n * 1e6, 2) for role, s in sorted(spent.items())},
         "producer_call_median_us": round(statistics.median(calls), 2),
-        "producer_call_p99_us": round(_percentile(calls, 0.99), 2),
-        "producer_call_p999_us": round(_percentile(calls, 0.999), 2),
+        "producer_call_p99_us": round(percentile(calls, 0.99), 2),
+        "producer_call_p999_us": round(percentile(calls, 0.999), 2),
         "e2e_events_per_s": round(n / (visible - report["first"])),
         "consumer_events_per_s": round(n / ((logged or visible) - report["first"])),
     }
@@ -206,8 +202,8 @@ def _lag(env: dict[str, str], reader: Reader, rate: float, seconds: float) -> di
     done = seen[-1][1]
     return {
         "lag_rate_per_s": int(rate),
-        "lag_p50_ms": round(_percentile(lags, 0.5), 1) if lags else None,
-        "lag_p99_ms": round(_percentile(lags, 0.99), 1) if lags else None,
+        "lag_p50_ms": round(percentile(lags, 0.5), 1) if lags else None,
+        "lag_p99_ms": round(percentile(lags, 0.99), 1) if lags else None,
         "consumed_events_per_s": round(done / max(seen[-1][0] - start, 1e-9)),
         "published_per_s": round(n / max(report["published"] - start, 1e-9)),
     }

@@ -39,7 +39,7 @@ import msgspec
 import redis
 import redis.asyncio as aredis
 
-from metastream.benchmarks import say
+from metastream.benchmarks import percentile, say
 from metastream.benchmarks.synthetic import encoded, generate, incoming_batches
 from metastream.config import Settings
 from metastream.constants import DATA_FIELD, GROUP
@@ -229,11 +229,6 @@ async def _delay(url: str, k: int, rate: float, settings: Settings) -> list[floa
     return handler.delays
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run(events: int, live: int, delays: int, rate: float, quiet: bool = False) -> dict[str, Any]:
     # A subscription stopped right after it started (the catch-up phases) can have its
     # first XREADGROUP cut by the broker closing its connections: FastStream logs that
@@ -275,7 +270,7 @@ def run(events: int, live: int, delays: int, rate: float, quiet: bool = False) -
         "delay_events": delays,
         "delay_rate_per_s": rate,
         "delay_ms_p50": round(statistics.median(measured) * 1000, 3),
-        "delay_ms_p99": round(_percentile(measured, 0.99) * 1000, 3),
+        "delay_ms_p99": round(percentile(sorted(measured), 0.99) * 1000, 3),
     }
     say(quiet, f"  p50 {figures['delay_ms_p50']} ms, p99 {figures['delay_ms_p99']} ms")
     return figures

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from metastream.benchmarks import say
+from metastream.benchmarks import percentile, say
 from metastream.benchmarks.synthetic import incoming_batches, one_big_run
 from metastream.projections import Store
 from metastream.projections.store import gc_paused
@@ -129,7 +129,7 @@ class ServerTimes:
 
 def _stats(times: list[float]) -> dict[str, float]:
     ordered = sorted(times)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    p99 = percentile(ordered, 0.99)
     return {"median_ms": round(statistics.median(ordered), 3), "p99_ms": round(p99, 3)}
 
 
