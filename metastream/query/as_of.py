@@ -85,7 +85,7 @@ def run_as_of(
 ) -> RunView:
     """The run as it was: its status, its steps then (with their metadata then), and its
     metadata then (with ``step::key`` rollups of those steps unless ``rollups`` is false)."""
-    view = reader.run_by_id(run_id, rollups=False)
+    view = reader.run_by_id(run_id, rollups=False, steps=False)  # the steps are read as of below
     require_existed(reader, run_id, f"pipeline run {view.name!r}", position=position, time=time)
     metadata = reader.as_of(run_id, position=position, time=time)
     steps: dict[str, StepView] = {}

@@ -175,16 +175,17 @@ class Reader:
         run_id = self.run_id(name_id_or_prefix)
         return self.run_by_id(run_id, rollups=rollups)
 
-    def run_by_id(self, run_id: bytes, *, rollups: bool = True) -> RunView:
+    def run_by_id(self, run_id: bytes, *, rollups: bool = True, steps: bool = True) -> RunView:
+        """A run by id; ``steps=False``: the run's own fields and keys only (no step read)."""
         row = self._entity_row(run_id)
-        step_rows = registry.steps_of(self.db, run_id)
+        step_rows = registry.steps_of(self.db, run_id) if steps else []
         metadata = self._metadata_of([run_id, *(r[0] for r in step_rows)])
         run_metadata = metadata[run_id]
-        steps: dict[str, StepView] = {}
+        views: dict[str, StepView] = {}
         run_uuid = uuid.UUID(bytes=run_id)
         for step_id, name, status, created, finished, error, _ in step_rows:
             step_metadata = metadata[step_id]
-            steps[name] = StepView(
+            views[name] = StepView(
                 id=uuid.UUID(bytes=step_id),
                 name=name,
                 run_id=run_uuid,
@@ -205,7 +206,7 @@ class Reader:
             created=utc(row["created"]),
             finished=utc(row["finished"]),
             error=row["error"],
-            steps=Steps(row["name"], steps),
+            steps=Steps(row["name"], views),
             run_metadata=run_metadata,
         )
 
