@@ -19,7 +19,7 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
 from metastream.api import entities, models
-from metastream.api.readers import Readers, parse_as_of
+from metastream.api.readers import parse_as_of, reader_of
 from metastream.api.render import cards, human_size, is_web_link, short_number, value_html
 from metastream.api.security import COOKIE, token_matches
 from metastream.query import browse
@@ -85,11 +85,6 @@ def error_page(request: Request[Any, Any, Any], status: int, message: str) -> Re
     return render("error.html", status=status, status_code=status, message=message)
 
 
-def _readers(state: State) -> Readers:
-    readers: Readers = state.readers
-    return readers
-
-
 @get("/", sync_to_thread=True, include_in_schema=False)
 def runs_page(
     state: State,
@@ -99,7 +94,7 @@ def runs_page(
     sort: FromQuery[str] = "-created",
     cursor: FromQuery[str | None] = None,
 ) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     if sort not in browse.RUN_SORTS:
         sort = "-created"
@@ -135,7 +130,7 @@ def runs_page(
 def run_page(
     state: State, run: FromPath[str], as_of: FromQuery[str | None] = None
 ) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     found = entities.run(reader, run, as_of=parse_as_of(as_of), rollups=False)
     return render("run.html", run=found, as_of=as_of or "", head=position, position=position)
@@ -145,7 +140,7 @@ def run_page(
 def step_page(
     state: State, step_id: FromPath[str], as_of: FromQuery[str | None] = None
 ) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     found = entities.step(reader, step_id, as_of=parse_as_of(as_of))
     registered = browse.registration(reader, found.run_id.bytes)  # the run's name, not its steps
@@ -162,7 +157,7 @@ def artifact_page(
     version: FromQuery[str | None] = None,
     as_of: FromQuery[str | None] = None,
 ) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     found = entities.artifact_version(reader, ref, version, as_of=parse_as_of(as_of))
     return _version_page(found, as_of, position)
@@ -175,7 +170,7 @@ def model_page(
     version: FromQuery[str | None] = None,
     as_of: FromQuery[str | None] = None,
 ) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     found = entities.model_version(reader, ref, version, as_of=parse_as_of(as_of))
     return _version_page(found, as_of, position)
@@ -199,7 +194,7 @@ def _version_page(
 
 @get("/history", sync_to_thread=True, include_in_schema=False)
 def history_page(state: State, entity: FromQuery[str], key: FromQuery[str]) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     found = entities.history(reader, entity, key)
     reg = browse.registration(reader, found.entity.bytes)
@@ -223,7 +218,7 @@ def compare_page(
     runs: FromQuery[list[str] | None] = None,
     baseline: FromQuery[str | None] = None,
 ) -> Response[str]:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     position = reader.applied_through()
     if not runs:
         return render("compare.html", data=None, MAX=MAX_COMPARED)

@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Final
 
+from litestar.datastructures import State
+
 from metastream.api.models import AsOf
 from metastream.query import Reader
 
@@ -46,6 +48,12 @@ class Readers:
             readers, self._all = self._all, []
         for reader in readers:
             reader.close()
+
+
+def reader_of(state: State) -> Reader:
+    """This thread's reader, from the app's ``Readers`` (``state.readers``)."""
+    readers: Readers = state.readers
+    return readers.get()
 
 
 def parse_as_of(text: str | None) -> AsOf | None:

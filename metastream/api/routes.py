@@ -17,7 +17,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from metastream.api import entities, feed, live, models
-from metastream.api.readers import MAX_POSITION, Readers, iso_time, parse_as_of
+from metastream.api.readers import MAX_POSITION, iso_time, parse_as_of, reader_of
 from metastream.query import browse
 from metastream.query.compare import MAX_COMPARED
 
@@ -26,11 +26,6 @@ AS_OF_DOC: Final = (
     "(ISO 8601, UTC when it has no offset). The registry is read as of it too."
 )
 AsOfParam = Annotated[str | None, QueryParameter(description=AS_OF_DOC)]
-
-
-def _readers(state: State) -> Readers:
-    readers: Readers = state.readers
-    return readers
 
 
 def _seconds(text: str | None, name: str) -> float | None:
@@ -67,7 +62,7 @@ def list_runs(
     ] = None,
 ) -> models.RunList:
     """Runs matching the filters, one page at a time, each with its numeric metadata."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     if sort not in browse.RUN_SORTS:
         raise ValueError(f"sort must be one of {', '.join(browse.RUN_SORTS)}, not {sort!r}")
     page = browse.list_runs_page(
@@ -89,7 +84,7 @@ def get_run(
     state: State, run: FromPath[str], as_of: AsOfParam = None, rollups: FromQuery[bool] = True
 ) -> models.Run:
     """A run by id, name or unique id/name prefix: metadata, steps, artifacts, models."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     found = entities.run(reader, run, as_of=parse_as_of(as_of), rollups=rollups)
     return entities.json_metadata(found)
 
@@ -98,13 +93,13 @@ def get_run(
 def get_run_step(
     state: State, run: FromPath[str], step: FromPath[str], as_of: AsOfParam = None
 ) -> models.Step:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     return entities.json_metadata(entities.step(reader, step, run, as_of=parse_as_of(as_of)))
 
 
 @get("/steps/{step_id:str}", sync_to_thread=True, summary="A step run by id")
 def get_step(state: State, step_id: FromPath[str], as_of: AsOfParam = None) -> models.Step:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     return entities.json_metadata(entities.step(reader, step_id, as_of=parse_as_of(as_of)))
 
 
@@ -113,7 +108,7 @@ def get_artifact_version(
     state: State, ref: FromPath[str], version: FromQuery[str | None] = None, as_of: AsOfParam = None
 ) -> models.ArtifactVersion:
     """By id, or by artifact name and ``version`` (the latest version when none)."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     found = entities.artifact_version(reader, ref, version, as_of=parse_as_of(as_of))
     return entities.json_metadata(found)
 
@@ -123,7 +118,7 @@ def get_model_version(
     state: State, ref: FromPath[str], version: FromQuery[str | None] = None, as_of: AsOfParam = None
 ) -> models.ModelVersion:
     """By id, or by model name and ``version`` (the latest version when none)."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     found = entities.model_version(reader, ref, version, as_of=parse_as_of(as_of))
     return entities.json_metadata(found)
 
@@ -131,14 +126,14 @@ def get_model_version(
 @get("/entities/{entity_id:str}/history", sync_to_thread=True, summary="A key's history")
 def get_history(state: State, entity_id: FromPath[str], key: FromQuery[str]) -> models.History:
     """Every value ``key`` of an entity (by id) ever had, oldest first, and who logged it."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     return entities.json_metadata(entities.history(reader, entity_id, key))
 
 
 @get("/runs/{run:str}/history", sync_to_thread=True, summary="A run key's history")
 def get_run_history(state: State, run: FromPath[str], key: FromQuery[str]) -> models.History:
     """Every value ``key`` of a run (id, name or prefix) ever had, oldest first."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     run_id = browse.run_ref(reader, run)
     return entities.json_metadata(entities.history(reader, str(uuid.UUID(bytes=run_id)), key))
 
@@ -152,7 +147,7 @@ def get_step_history(
     state: State, run: FromPath[str], step: FromPath[str], key: FromQuery[str]
 ) -> models.History:
     """Every value ``key`` of a run's step (by name) ever had, oldest first."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     step_id = reader.step_id(step, run)
     return entities.json_metadata(entities.history(reader, str(uuid.UUID(bytes=step_id)), key))
 
@@ -173,7 +168,7 @@ def get_comparison(
 ) -> models.Comparison:
     """The union of the runs' keys (cards flattened to ``card.field``), each run's value, and
     whether it differs from the baseline run's. More than 20 runs is a 400."""
-    reader = _readers(state).get()
+    reader = reader_of(state)
     found, baseline_index = entities.load_comparison(reader, runs, baseline)
     return entities.comparison(reader, found, baseline_index, json=True)
 
@@ -187,18 +182,18 @@ def get_events(
     limit: Annotated[int, QueryParameter(ge=1, le=feed.MAX_EVENTS)] = 100,
 ) -> models.EventPage:
     """Events the views have applied, oldest first; follow ``next_after`` to catch up."""
-    return feed.events_after(_readers(state).get(), after, limit)
+    return feed.events_after(reader_of(state), after, limit)
 
 
 @get("/status", sync_to_thread=True, summary="Log head and what the views applied")
 def get_status(state: State) -> models.Status:
-    reader = _readers(state).get()
+    reader = reader_of(state)
     return models.Status(head=reader.head(), applied_through=reader.applied_through())
 
 
 @get("/pipelines", sync_to_thread=True, summary="Pipeline names")
 def get_pipelines(state: State) -> list[str]:
-    return browse.pipelines(_readers(state).get())
+    return browse.pipelines(reader_of(state))
 
 
 @get(
