@@ -73,7 +73,6 @@ class Counter:
         self.count = 0
         self.target = target
         self.done = asyncio.Event()
-        self.delays: list[float] = []
 
     async def __call__(self, event: AnyEvent) -> None:
         self.count += 1
@@ -195,6 +194,10 @@ async def _raw_ceiling(url: str, stream: str, m: int) -> float:
 
 
 class DelayRecorder(Counter):
+    def __init__(self, target: int) -> None:
+        super().__init__(target)
+        self.delays: list[float] = []
+
     async def __call__(self, event: AnyEvent) -> None:
         self.delays.append(time.time() - event.ts)
         await super().__call__(event)
