@@ -206,8 +206,8 @@ def pipeline_run(
             "pipelines do not nest"
         )
     name = run_name or generated_run_name(pipeline_name)
-    if run_name is not None:
-        _check_name_free(name)
+    if run_name is not None and _run_in_views(name):
+        raise _name_taken(name)
     context = RunContext(
         id=new_uuid(),
         name=name,
@@ -218,8 +218,8 @@ def pipeline_run(
         artifact_root=settings().home / "artifacts",
     )
     with local_names.lock:
-        if local_names.runs.setdefault(name, context.id) != context.id:
-            raise RunNameTaken(f"a pipeline run named {name!r} was already started in this process")
+        if local_names.runs.setdefault(name, context.id) != context.id:  # this process's own
+            raise _name_taken(name)
     ids_token = published_ids.set(context.published)
     publish(RunStarted(run_id=context.id, name=name, pipeline_name=pipeline_name))
     context.model = _model_version(context, model)
@@ -248,23 +248,18 @@ def pipeline_run(
         published_ids.reset(ids_token)
 
 
-def _check_name_free(name: str) -> None:
-    """Raise ``RunNameTaken`` if this process or the views know a run named ``name``.
+def _name_taken(name: str) -> RunNameTaken:
+    """Run names are unique: a run started in this process, or in the views, has ``name``.
 
     Two processes that start runs with one name at the same moment both pass
-    this check (nothing but the views is shared): both runs are recorded, and
+    the check (nothing but the views is shared): both runs are recorded, and
     the name then refers to two runs, so reading it raises an ambiguity error
     listing both ids.
     """
-    with local_names.lock:
-        taken = name in local_names.runs
-    if not taken:
-        taken = _run_in_views(name)
-    if taken:
-        raise RunNameTaken(
-            f"a pipeline run named {name!r} exists already; run names are unique: "
-            "choose another run_name, or leave it out to get a generated one"
-        )
+    return RunNameTaken(
+        f"a pipeline run named {name!r} exists already; run names are unique: "
+        "choose another run_name, or leave it out to get a generated one"
+    )
 
 
 def _run_in_views(name: str) -> bool:
