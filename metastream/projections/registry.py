@@ -228,10 +228,16 @@ def entity(conn: sqlite3.Connection, entity_id: bytes) -> sqlite3.Row | None:
 
 def run_named(conn: sqlite3.Connection, name: str) -> bytes | None:
     """The id of a run named exactly ``name`` (the first one), or ``None``."""
-    row = conn.execute(
-        "SELECT id FROM entities WHERE kind='pipeline_run' AND name=? LIMIT 1", (name,)
-    ).fetchone()
-    return None if row is None else bytes(row[0])
+    found = runs_named(conn, name, 1)
+    return found[0] if found else None
+
+
+def runs_named(conn: sqlite3.Connection, name: str, limit: int) -> list[bytes]:
+    """The ids of up to ``limit`` runs named exactly ``name`` (on the name index)."""
+    rows = conn.execute(
+        "SELECT id FROM entities WHERE kind='pipeline_run' AND name=? LIMIT ?", (name, limit)
+    )
+    return [bytes(row[0]) for row in rows]
 
 
 def runs_with_step(conn: sqlite3.Connection, step_name: str, limit: int) -> list[str]:

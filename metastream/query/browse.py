@@ -150,10 +150,10 @@ def run_ref(reader: Reader, ref: str) -> bytes:
     general also matches prefixes, a scan of every run (2.5 ms at 10,000 runs).
     """
     if parse_uuid(ref) is None:
-        found = reader.run_named(ref)
-        if found is not None:
-            return found
-    return reader.run_id(ref)
+        found = registry.runs_named(reader.db, ref, 2)
+        if len(found) == 1:
+            return found[0]
+    return reader.run_id(ref)  # none, or a name two runs share: the general rule says which
 
 
 def pipelines(reader: Reader) -> list[str]:

@@ -260,3 +260,13 @@ def test_only_reads(client: Client) -> None:
     for method in ("post", "put", "delete", "patch"):
         response = getattr(client, method)("/api/v1/runs/run-0")
         assert response.status_code == 405, method
+
+
+def test_a_name_two_runs_share_is_ambiguous_as_for_the_client(
+    client: Client, sample: Sample
+) -> None:
+    twin = Pipeline("run-0", "training")  # a second run named run-0 (two processes raced)
+    ingest(sample.path, [twin.started()])
+    answer = client.get("/api/v1/runs/run-0")
+    assert answer.status_code == 400
+    assert str(twin.run_id) in answer.text
