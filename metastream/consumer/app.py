@@ -70,6 +70,7 @@ from redis.exceptions import RedisError
 
 from metastream import config
 from metastream.config import Settings
+from metastream.consumer import wire
 from metastream.consumer.entries import Entry, decode_batch, parse_batch
 from metastream.consumer.group import (
     consumer_name,
@@ -149,6 +150,8 @@ class Consumer:
             logger=logging.getLogger("metastream.faststream"),
             log_level=logging.DEBUG,
             graceful_timeout=GRACEFUL_TIMEOUT,
+            # Commands packed by hiredis, not in Python (``wire.py``).
+            **wire.broker_options(self.url),
         )
         self.subscriber = subscriber = self.broker.subscriber(
             stream=StreamSub(
@@ -196,11 +199,14 @@ class Consumer:
     async def open(self) -> None:
         """Connect, create the group at 0, open the log, start the projector."""
         settings = self.settings
-        client = aredis.Redis.from_url(self.url)
+        client = wire.client(self.url)
         self.client = client
         try:
             try:
                 await ensure_group(client, settings.stream, settings.group)
+                # Connected here (FastStream's start reuses it) to install the raw
+                # XREADGROUP replies before the subscriber's first read.
+                wire.install(await self.broker.connect())
             except (RedisError, OSError) as exc:
                 raise NotRunning(connection_problem(exc, self.url)) from exc
             try:

@@ -58,7 +58,7 @@ def dead_letter_fields(
     }
     if deliveries is not None:
         out["deliveries"] = str(deliveries)
-    fields = entry.fields or {}
+    fields = entry.field_map()
     if set(fields) == {DATA_KEY}:
         out["data"] = fields[DATA_KEY]
     else:
@@ -120,7 +120,7 @@ def iter_dead_letters(client: redis.Redis, dead_stream: str) -> Iterator[DeadLet
     while True:
         page = entries_of(client.xrange(dead_stream, min=start, max="+", count=PAGE))
         for entry in page:
-            yield parse_dead_letter(entry.id, entry.fields or {})
+            yield parse_dead_letter(entry.id, entry.field_map())
         if len(page) < PAGE:
             return
         start = "(" + page[-1].id.decode()
@@ -148,7 +148,7 @@ def retry_dead_letters(
         for dead_id in wanted:
             found = entries_of(client.xrange(dead_stream, min=dead_id, max=dead_id))
             if found:
-                chosen.append(parse_dead_letter(found[0].id, found[0].fields or {}))
+                chosen.append(parse_dead_letter(found[0].id, found[0].field_map()))
             else:
                 missing.append(dead_id)
         if missing:

@@ -12,6 +12,7 @@ the default parsing.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from faststream.redis.message import FAKE_CONSUMER, BatchStreamMessage, RedisBatchStreamMessage
@@ -21,17 +22,34 @@ from metastream.constants import DATA_FIELD
 DATA_KEY = DATA_FIELD.encode()
 
 
+Fields = dict[bytes, bytes] | list[bytes]
+"""An entry's fields: redis-py's dict, or the flat ``[field, value, ...]`` list of a raw reply."""
+
+
 class Entry(NamedTuple):
     """One stream entry: its id and its fields, as bytes."""
 
     id: bytes
-    fields: dict[bytes, bytes] | None
+    fields: Fields | None
     """``None`` when the entry was deleted from the stream while it was pending."""
 
     @property
     def data(self) -> bytes | None:
         """The encoded event (the ``__data__`` field), if the entry has one."""
-        return self.fields.get(DATA_KEY) if self.fields else None
+        fields = self.fields
+        if type(fields) is list and len(fields) == 2:  # the raw form every producer writes
+            return fields[1] if fields[0] == DATA_KEY else None
+        return self.field_map().get(DATA_KEY)
+
+    def field_map(self) -> dict[bytes, bytes]:
+        """The fields as a dict (empty for a deleted entry)."""
+        fields = self.fields
+        if fields is None:
+            return {}
+        if type(fields) is dict:
+            return fields
+        pairs = iter(fields)
+        return dict(zip(pairs, pairs, strict=True))
 
 
 def entries_of(response: Any) -> list[Entry]:
@@ -42,15 +60,20 @@ def entries_of(response: Any) -> list[Entry]:
     return [Entry(bytes(entry_id), fields) for entry_id, fields in response or ()]
 
 
+_entry = tuple.__new__  # Entry without NamedTuple's Python-level __new__, from C
+
+
 async def parse_batch(message: BatchStreamMessage) -> RedisBatchStreamMessage:
     """FastStream parser: a batch message whose body is the list of entries, unconverted.
 
+    The fields stay as XREADGROUP's raw reply left them (``wire.raw_xreadgroup``:
+    a flat list) or as redis-py's dict; no Python runs per entry here.
     Acknowledging is the handler's job (after the SQLite commit), so the
     message is bound to FastStream's no-op consumer: nothing FastStream does
     with it can XACK.
     """
     ids = message["message_ids"]
-    body = [Entry(i, f) for i, f in zip(ids, message["data"], strict=True)]
+    body: list[Entry] = list(map(_entry, repeat(Entry), zip(ids, message["data"], strict=True)))
     first = ids[0].decode() if ids else None
     return RedisBatchStreamMessage(
         raw_message=message,

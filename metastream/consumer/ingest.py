@@ -45,7 +45,7 @@ import redis.asyncio as aredis
 
 from metastream.config import Settings
 from metastream.consumer.dead_letters import dead_letter_fields
-from metastream.consumer.entries import DATA_KEY, Entry
+from metastream.consumer.entries import Entry
 from metastream.consumer.identity import DatabaseIdentity, DatabaseReplaced
 from metastream.consumer.isolate import describe, isolate
 from metastream.eventlog.base import AppendResult, EventLog
@@ -148,12 +148,11 @@ class Ingestor:
         ids: list[bytes] = []
         rejected: list[Rejected] = []
         for entry in entries:
-            fields = entry.fields
-            if fields is None:  # trimmed or XDELed while pending: nothing to keep
+            if entry.fields is None:  # trimmed or XDELed while pending: nothing to keep
                 continue
-            body = fields.get(DATA_KEY)
+            body = entry.data
             if body is None:
-                names = ", ".join(sorted(k.decode(errors="replace") for k in fields))
+                names = ", ".join(sorted(k.decode(errors="replace") for k in entry.field_map()))
                 count = deliveries.get(entry.id) if deliveries else None
                 rejected.append(Rejected(entry, f"no __data__ field (fields: {names})", count))
                 continue
