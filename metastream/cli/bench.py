@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--events", type=int, default=200_000, metavar="N", help="events to publish (200,000)"
     )
     e.add_argument("--rate", type=float, default=50_000, help="events/s for the lag phase")
-    e.add_argument("--seconds", type=float, default=5.0, help="length of the lag phase")
+    e.add_argument("--seconds", type=float, default=30.0, help="length of the lag phase (30)")
     e.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
     e.set_defaults(handler=_e2e)
     p2 = which.add_parser("producer", help="the cost of one publish while the sender is busy")
