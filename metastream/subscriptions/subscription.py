@@ -23,6 +23,7 @@ from faststream.redis import RedisBroker, StreamSub
 
 from metastream import config, constants
 from metastream.config import Settings
+from metastream.consumer import wire
 from metastream.consumer.entries import Entry, decode_batch, parse_batch
 from metastream.errors import NotRunning
 from metastream.processes import consumer_name
@@ -147,6 +148,7 @@ class Subscription:
             logger=logging.getLogger("metastream.faststream"),
             log_level=logging.DEBUG,
             graceful_timeout=GRACEFUL_TIMEOUT,
+            **wire.broker_options(url),  # commands packed by hiredis
         )
         subscriber = self.broker.subscriber(
             stream=StreamSub(
@@ -185,11 +187,13 @@ class Subscription:
 
     async def _open(self) -> None:
         """Connect, do the switch-over (catching up if the group is new)."""
-        client = aredis.Redis.from_url(self.url)
+        client = wire.client(self.url)
         self.client = client
         options = self.options
         history: History | None = None
         try:
+            # XREADGROUP's replies left as hiredis parsed them, from the first read on.
+            wire.install(await self.broker.connect())
             knowledge = None
             if self.filter.needs_pipelines:
                 knowledge = RunKnowledge(self.keys.runs)
