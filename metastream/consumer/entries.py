@@ -52,6 +52,13 @@ class Entry(NamedTuple):
         return dict(zip(pairs, pairs, strict=True))
 
 
+def parse_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``"1700000000000-3"``) as a comparable ``(ms, seq)`` pair."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def entries_of(response: Any) -> list[Entry]:
     """``(id, fields)`` pairs from XAUTOCLAIM / XRANGE / XREVRANGE, as entries.
 

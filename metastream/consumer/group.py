@@ -49,16 +49,23 @@ async def ensure_group(client: aredis.Redis, stream: str, group: str) -> bool:
     return True
 
 
-async def group_exists(client: aredis.Redis, stream: str, group: str) -> bool:
-    """Whether ``stream`` exists and has ``group`` (``False`` after Redis lost its data)."""
+async def group_info(client: aredis.Redis, stream: str, group: str) -> dict[str, Any] | None:
+    """``XINFO GROUPS`` of ``group``, ``None`` if the group (or the stream) does not exist."""
     try:
         groups: list[dict[str, Any]] = await client.xinfo_groups(stream)
     except ResponseError as exc:
         if "no such key" in str(exc).lower():
-            return False
+            return None
         raise
-    wanted = group.encode()
-    return any(g["name"] in (group, wanted) for g in groups)
+    for info in groups:
+        if info["name"] in (group, group.encode()):
+            return info
+    return None
+
+
+async def group_exists(client: aredis.Redis, stream: str, group: str) -> bool:
+    """Whether ``stream`` exists and has ``group`` (``False`` after Redis lost its data)."""
+    return await group_info(client, stream, group) is not None
 
 
 async def forget_idle_consumers(

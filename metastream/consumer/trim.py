@@ -22,15 +22,9 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from metastream.consumer.entries import entries_of
+from metastream.consumer.entries import entries_of, parse_id
 
 log = logging.getLogger("metastream.consumer")
-
-
-def _parse_id(raw: bytes | str) -> tuple[int, int]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _format_id(parts: tuple[int, int]) -> str:
@@ -39,7 +33,7 @@ def _format_id(parts: tuple[int, int]) -> str:
 
 def _after(raw: bytes | str) -> tuple[int, int]:
     """The smallest id greater than ``raw``."""
-    ms, seq = _parse_id(raw)
+    ms, seq = parse_id(raw)
     return (ms, seq + 1) if seq < 2**64 - 1 else (ms + 1, 0)
 
 
@@ -54,7 +48,7 @@ async def oldest_needed(client: aredis.Redis, stream: str) -> str | None:
         if int(group["pending"]):
             summary = await client.xpending(stream, group["name"])
             if summary["pending"] and summary["min"] is not None:
-                bound = min(bound, _parse_id(summary["min"]))
+                bound = min(bound, parse_id(summary["min"]))
         bounds.append(bound)
     return _format_id(min(bounds))
 

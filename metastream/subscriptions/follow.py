@@ -23,14 +23,14 @@ from typing import Any, Final
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
-from metastream.consumer.entries import Entry, entries_of
+from metastream.consumer.entries import Entry, entries_of, parse_id
+from metastream.consumer.group import group_info
 from metastream.schemas import decode_event
 from metastream.subscriptions.deliver import Deliverer
 from metastream.subscriptions.filters import EventFilter, Peek, peek
 from metastream.subscriptions.keys import SubscriptionKeys
 from metastream.subscriptions.knowledge import RunKnowledge
 from metastream.subscriptions.state import SwitchState
-from metastream.subscriptions.switchover import group_info, parse_id
 
 log = logging.getLogger("metastream.subscriptions")
 

@@ -46,6 +46,7 @@ from typing import Any, Final, Literal, TypeAlias
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
 
+from metastream.consumer.group import group_info
 from metastream.errors import NotRunning
 from metastream.subscriptions.deliver import Deliverer
 from metastream.subscriptions.filters import EventFilter
@@ -64,27 +65,6 @@ WAIT_WARNING: Final = 10.0
 """Seconds of waiting after which a warning says what is awaited."""
 RETRY_PAUSE: Final = 0.1
 """Seconds between two tries of a failing handler in the catch-up."""
-
-
-def parse_id(raw: bytes | str) -> tuple[int, int]:
-    """A stream entry id as a comparable pair."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-async def group_info(client: aredis.Redis, stream: str, group: str) -> dict[str, Any] | None:
-    """``XINFO GROUPS`` of ``group``, ``None`` if the group (or the stream) does not exist."""
-    try:
-        groups: list[dict[str, Any]] = await client.xinfo_groups(stream)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return None
-        raise
-    for info in groups:
-        if info["name"] in (group, group.encode()):
-            return info
-    return None
 
 
 async def last_delivered(client: aredis.Redis, stream: str, log_group: str) -> str:
