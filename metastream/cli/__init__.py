@@ -60,10 +60,16 @@ def _finish(parser: argparse.ArgumentParser) -> None:
     ``metastream show run R --db X`` works as ``metastream --db X show run
     R``: the subcommand's ``--db`` defaults to ``SUPPRESS``, so a ``--db``
     given before the subcommand is kept when none is given after it. A
+    command that reads no database (``set_defaults(uses_db=False)``: the
+    benchmarks make their own) does not offer it. A
     subcommand without a description shows its one-line help under ``-h``.
     """
+    own_db = {id(c) for c in _subparsers(parser) if c.get_default("uses_db") is False}
     for child in _subparsers(parser):
-        if "--db" not in child._option_string_actions:
+        if child.get_default("uses_db") is False:  # makes its own databases (bench, schema)
+            own_db.update(id(c) for c in _subparsers(child))
+    for child in _subparsers(parser):
+        if id(child) not in own_db and "--db" not in child._option_string_actions:
             child.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     for holder in (parser, *_subparsers(parser)):
         for action in holder._actions:

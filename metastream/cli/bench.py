@@ -7,6 +7,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="run a benchmark")
+    p.set_defaults(uses_db=False)  # each benchmark makes its own database
     which = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     r = which.add_parser(
         "replay", help="append N synthetic events, rebuild every view, query a big run"

@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
         ),
     )
     kinds = parser.add_subparsers(dest="schema_kind", metavar="KIND")
-    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2, uses_db=False)
     asyncapi = kinds.add_parser(
         "asyncapi",
         help="the AsyncAPI 3.0 document of the event stream, as JSON",

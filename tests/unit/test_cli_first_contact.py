@@ -94,6 +94,16 @@ def test_db_after_the_command(db: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0, err
 
 
+def test_commands_that_make_their_own_database_do_not_offer_db(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in (["bench", "ui"], ["bench", "e2e"], ["schema", "asyncapi"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*command, "--db", "/tmp/ignored.db"])
+        assert exit_.value.code == 2
+        assert "unrecognized arguments: --db" in capsys.readouterr().err
+
+
 def test_every_command_and_argument_has_help() -> None:
     parser = _parser()
     missing = []
