@@ -298,18 +298,6 @@ class Reader:
         raw = latest.values_as_of(self.db, entity, position=position, time=time)
         return {key: decode_value(value) for key, value in raw.items()}
 
-    def run_as_of(
-        self, run_id: bytes, *, position: int | None = None, time: float | None = None
-    ) -> dict[str, Any]:
-        """A run's metadata with rollups, as it was at a log position and/or a time."""
-        out = self.as_of(run_id, position=position, time=time)
-        for step_id, name, *_, step_position in registry.steps_of(self.db, run_id):
-            if position is not None and step_position > position:
-                continue
-            for key, value in self.as_of(step_id, position=position, time=time).items():
-                out[f"{name}::{key}"] = value
-        return out
-
     # -- the log and its bookkeeping ---------------------------------------
 
     def set_aside(self, event_ids: Iterable[bytes] | None = None) -> list[SetAside]:

@@ -10,6 +10,7 @@ import pytest
 from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
 from metastream.projections import Store
 from metastream.query import Reader
+from metastream.query.as_of import run_as_of
 from metastream.schemas import DType, StorageSize, Uri
 from tests.events import Pipeline, artifact, by_id, incoming, logged, model
 
@@ -166,7 +167,7 @@ async def test_state_as_of_a_position(world: tuple) -> None:
             == reader.step(p.step_ids["train"]).run_metadata
         )
         assert reader.as_of(train, position=0) == {}
-        as_of_run = reader.run_as_of(p.run_id.bytes, position=second.position)
+        as_of_run = run_as_of(reader, p.run_id.bytes, position=second.position).run_metadata
         assert as_of_run["train::loss"] == 0.5
         assert "load::rows" in as_of_run
 
