@@ -5,6 +5,8 @@ whole table):
 
 - METASTREAM_HOME: where metastream keeps its files (``~/.metastream``)
 - METASTREAM_DB: the SQLite database (``$METASTREAM_HOME/metastream.db``)
+- METASTREAM_EVENT_LOG: the consumer's event log as a URL, for a backend
+  registered by scheme (unset: the log in the SQLite database)
 - METASTREAM_REDIS_URL: redis://, rediss:// or unix:// URL (the local stack, if up)
 - METASTREAM_STREAM: the stream events go to (``metastream:events``)
 - METASTREAM_GROUP: the consumer group writing the log (``metastream``)
@@ -56,6 +58,8 @@ class Settings:
     home: Path
     db: Path
     redis_url: str | None = None
+    event_log: str | None = None
+    """A URL for the consumer's event log (``eventlog/open.py``); ``None``: the log in ``db``."""
     stream: str = constants.STREAM
     group: str = constants.GROUP
     dead_letter_stream: str = constants.DEAD_LETTER_STREAM
@@ -84,6 +88,7 @@ class Settings:
             home=home,
             db=db,
             redis_url=env.get("METASTREAM_REDIS_URL") or None,
+            event_log=env.get("METASTREAM_EVENT_LOG") or None,
             stream=env.get("METASTREAM_STREAM") or constants.STREAM,
             group=env.get("METASTREAM_GROUP") or constants.GROUP,
             dead_letter_stream=env.get("METASTREAM_DEAD_LETTER_STREAM")

@@ -78,16 +78,16 @@ from metastream.consumer.group import (
     forget_idle_consumers,
     group_exists,
 )
-from metastream.consumer.identity import DatabaseIdentity, DatabaseReplaced
+from metastream.consumer.identity import DatabaseReplaced
 from metastream.consumer.ingest import Ingestor
 from metastream.consumer.readahead import ReadAhead
 from metastream.consumer.reclaim import Reclaimer
 from metastream.consumer.stopped import clear_stop, record_stop
 from metastream.consumer.trim import trim_acked
 from metastream.errors import NotRunning, StoreError
-from metastream.eventlog import SqliteEventLog
+from metastream.eventlog import EventLog, SqliteEventLog, open_event_log
 from metastream.projections.projector import Projector
-from metastream.urls import connection_problem
+from metastream.urls import connection_problem, mask_url
 
 if TYPE_CHECKING:
     from metastream.producer.drain import SpoolDrainer
@@ -132,7 +132,7 @@ class Consumer:
         self.group_lost = False
         """Whether the subscriber stopped because the consumer group was gone (NOGROUP)."""
         self.client: aredis.Redis | None = None
-        self.log: SqliteEventLog | None = None
+        self.log: EventLog | None = None
         self.projector: subprocess.Popen[bytes] | None = None
         """The projector child process, when this consumer started one."""
         self.ingestor: Ingestor | None = None
@@ -210,12 +210,19 @@ class Consumer:
             except (RedisError, OSError) as exc:
                 raise NotRunning(connection_problem(exc, self.url)) from exc
             try:
-                # In the event loop's thread: see "The database's thread" above.
-                self.log = await SqliteEventLog.open(settings.db, inline=True)
-                await self.log.db.run(Projector().prepare)
-                identity = DatabaseIdentity(settings.db)
+                # SQLite in the event loop's thread: see "The database's thread" above.
+                self.log = await open_event_log(settings)
+                if isinstance(self.log, SqliteEventLog):  # the views share its file
+                    await self.log.db.run(Projector().prepare)
             except OSError as exc:  # e.g. a directory that cannot be created
                 raise StoreError(f"cannot open the database {settings.db}: {exc}") from exc
+            environ = {**os.environ, **(self.environ or {})}
+            projector_off = environ.get(PROJECTOR_ENV, "1").strip() == "0"
+            if not isinstance(self.log, SqliteEventLog) and not projector_off:
+                raise StoreError(
+                    "the projector follows only the SQLite log in the database file: with "
+                    f"METASTREAM_EVENT_LOG set, run the consumer with {PROJECTOR_ENV}=0"
+                )
         except BaseException:
             await self.close()
             raise
@@ -230,7 +237,6 @@ class Consumer:
             settings,
             self.name,
             self.environ,
-            identity=identity,
             on_stop=self.stop_for,
         )
         self.reclaimer = Reclaimer(self.ingestor, client, settings.claim_idle_ms)
@@ -240,7 +246,7 @@ class Consumer:
             self.name,
             settings.stream,
             settings.group,
-            settings.db,
+            mask_url(settings.event_log) if settings.event_log else settings.db,
         )
 
     def _start_projector(self) -> None:

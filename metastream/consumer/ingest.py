@@ -24,9 +24,11 @@ guarantees:
   back through the reclaim loop. Being delivered many times is not an
   entry's fault: the ``max_deliveries`` cap only dead-letters an entry that
   keeps failing alone when nothing else could be committed to confirm it.
-* Before each transaction and before acking, the database file's identity
-  is checked (``identity.py``): a database deleted or replaced under the
-  consumer stops it (``on_stop``) with nothing more acked.
+* Before each transaction and before acking, the log is asked whether its
+  storage is still the one opened (``EventLog.problem``; for SQLite, the
+  database file's identity, ``eventlog/identity.py``): a database deleted
+  or replaced under the consumer stops it (``on_stop``) with nothing more
+  acked.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import redis.asyncio as aredis
 from metastream.config import Settings
 from metastream.consumer.dead_letters import dead_letter_fields
 from metastream.consumer.entries import Entry
-from metastream.consumer.identity import DatabaseIdentity, DatabaseReplaced
+from metastream.consumer.identity import DatabaseReplaced
 from metastream.consumer.isolate import describe, isolate
 from metastream.eventlog.base import AppendResult, EventLog
 
@@ -119,7 +121,6 @@ class Ingestor:
         consumer: str,
         environ: Mapping[str, str] | None = None,
         *,
-        identity: DatabaseIdentity | None = None,
         on_stop: Callable[[str], None] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -130,7 +131,6 @@ class Ingestor:
         self.dead_letter_stream = settings.dead_letter_stream
         self.max_deliveries = settings.max_deliveries
         self.consumer = consumer
-        self.identity = identity
         self.on_stop = on_stop
         self.stopped: str | None = None
         """Why this ingestor refuses to go on (the database was replaced), once it does."""
@@ -161,12 +161,11 @@ class Ingestor:
         return bodies, ids, rejected
 
     def check_database(self) -> None:
-        """Raise :class:`DatabaseReplaced` (and stop for good) if the file is not the one opened."""
+        """Raise :class:`DatabaseReplaced` (and stop for good) if the log's storage is not the
+        one opened (``EventLog.problem``: for SQLite, the file deleted or replaced)."""
         if self.stopped is not None:
             raise DatabaseReplaced(self.stopped)
-        if self.identity is None:
-            return
-        problem = self.identity.problem()
+        problem = self.log.problem()
         if problem is None:
             return
         self.stopped = problem

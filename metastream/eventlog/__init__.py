@@ -1,9 +1,21 @@
-"""The append-only event log: the port, SQLite (the real one) and memory (for tests)."""
+"""The append-only event log: the port, SQLite (the real one) and memory (for tests).
 
-from metastream.eventlog.base import AppendResult, EventLog, Incoming, LogRecord, Undecodable
+``open_event_log(settings)`` opens the one the settings name; other storages
+plug in by URL scheme (``register_backend``).
+"""
+
+from metastream.eventlog.base import (
+    AppendResult,
+    EventLog,
+    Incoming,
+    LogRecord,
+    LogSource,
+    Undecodable,
+)
 from metastream.eventlog.database import Database
-from metastream.eventlog.memory import MemoryEventLog
-from metastream.eventlog.sqlite import SqliteEventLog, connect, translated
+from metastream.eventlog.memory import MemoryEventLog, MemoryLogSource
+from metastream.eventlog.open import open_event_log, register_backend, unregister_backend
+from metastream.eventlog.sqlite import SqliteEventLog, SqliteLogSource, connect, translated
 
 __all__ = [
     "AppendResult",
@@ -11,9 +23,15 @@ __all__ = [
     "EventLog",
     "Incoming",
     "LogRecord",
+    "LogSource",
     "MemoryEventLog",
+    "MemoryLogSource",
     "SqliteEventLog",
+    "SqliteLogSource",
     "Undecodable",
     "connect",
+    "open_event_log",
+    "register_backend",
     "translated",
+    "unregister_backend",
 ]

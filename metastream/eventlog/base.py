@@ -6,9 +6,14 @@ a gapless global *position* (1, 2, 3, ...). Appending an event whose
 counts twice; ``append`` tells the caller which events were new.
 
 The consumer writes only through :meth:`EventLog.append_encoded` (decode,
-append, commit: its whole write, acked once it returns); the projector and
-the readers read the log by position. A new storage (PostgreSQL next)
-implements this class and passes ``tests/unit/test_eventlog_contract.py``.
+append, commit: its whole write, acked once it returns) and asks
+:meth:`EventLog.problem` before each transaction and before acking. The
+projector, which is synchronous (a process of its own, no event loop),
+reads the log through a :class:`LogSource`. A new storage (PostgreSQL next)
+implements both, passes ``tests/unit/test_eventlog_contract.py``, and is
+registered by URL scheme with :func:`metastream.eventlog.register_backend`
+(``eventlog/open.py``). The readers (``metastream.query``, the API) still
+read the SQLite file directly.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from metastream.schemas import StoredEvent
 from metastream.schemas.codec import decode_incoming
@@ -74,8 +79,44 @@ class AppendResult(NamedTuple):
         )
 
 
+class LogSource(Protocol):
+    """The log's synchronous read side: what the projector reads.
+
+    Implementations: ``SqliteLogSource`` (over a ``sqlite3`` connection: the
+    projector's own, on the file it writes the views to) and
+    ``MemoryLogSource`` (over a :class:`~metastream.eventlog.MemoryEventLog`).
+    Errors are the storage's own (the projector tells an environmental one
+    from one the data caused, ``failures.py``).
+    """
+
+    def read_bodies(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """``(position, body)`` of up to ``limit`` events with position > ``after``, in order."""
+        ...
+
+    def read_at(self, positions: Sequence[int]) -> list[LogRecord]:
+        """The records at ``positions`` (missing ones are left out), in position order."""
+        ...
+
+    def head(self) -> int:
+        """The position of the last event, 0 for an empty log."""
+        ...
+
+
 class EventLog(abc.ABC):
     """An append-only log of encoded events."""
+
+    def problem(self) -> str | None:
+        """Why the storage is no longer the one opened (nothing more may be acked), or ``None``.
+
+        The consumer asks before each transaction and before acknowledging
+        entries; a reason stops it for good, with nothing more acked (the
+        entries stay in the stream). The default: the storage is still the
+        one opened. ``SqliteEventLog`` checks that the file at its path is
+        still the one it opened (deleted or replaced: ``identity.py``). It
+        must be cheap (it runs a few times per batch) and may raise an
+        ``OSError`` the environment caused (retrying may get past it).
+        """
+        return None
 
     @abc.abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[None]:

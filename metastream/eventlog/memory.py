@@ -1,4 +1,9 @@
-"""The event log in memory: for unit tests of logic, never for user data."""
+"""The event log in memory: for unit tests of logic, never for user data.
+
+Also the second implementation of the port, which keeps it honest: the
+contract suite runs on it, and the consumer and the projector are tested
+with it as a drop-in (``open_event_log``'s registry, ``MemoryLogSource``).
+"""
 
 from __future__ import annotations
 
@@ -63,3 +68,25 @@ class MemoryEventLog(EventLog):
     async def close(self) -> None:
         self._records.clear()
         self._ids.clear()
+
+    def source(self) -> MemoryLogSource:
+        """The log's synchronous read side (what the projector reads)."""
+        return MemoryLogSource(self)
+
+
+class MemoryLogSource:
+    """The :class:`~metastream.eventlog.base.LogSource` over a :class:`MemoryEventLog`."""
+
+    def __init__(self, log: MemoryEventLog) -> None:
+        self._records = log._records  # the log's own list: what it appends is seen at once
+
+    def read_bodies(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        start = max(after, 0)
+        return [(r.position, r.body) for r in self._records[start : start + limit]]
+
+    def read_at(self, positions: Sequence[int]) -> list[LogRecord]:
+        n = len(self._records)
+        return [self._records[p - 1] for p in sorted(set(positions)) if 1 <= p <= n]
+
+    def head(self) -> int:
+        return len(self._records)

@@ -16,7 +16,8 @@ in one hop).
 The consumer's whole write is :meth:`SqliteEventLog.append_encoded`: decode
 the bodies, append them (deduplicated), commit with ``synchronous=FULL``,
 in one hop. Nothing else is on that path: the views are written by the
-projector (``metastream.projections.projector``), which follows the log.
+projector (``metastream.projections.projector``), which follows the log
+through a :class:`SqliteLogSource` over its own connection to the same file.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from metastream.eventlog.base import (
     decode_bodies,
 )
 from metastream.eventlog.database import Database
+from metastream.eventlog.identity import DatabaseIdentity
 from metastream.private_files import create_private_file, make_private_dir
 
 SCHEMA_VERSION: Final = 1
@@ -288,11 +290,39 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class SqliteEventLog(EventLog):
-    """The :class:`EventLog` on an open :class:`Database`."""
+class SqliteLogSource:
+    """The :class:`~metastream.eventlog.base.LogSource` over a ``sqlite3`` connection.
 
-    def __init__(self, db: Database) -> None:
+    The projector's default: its own connection, on the file that holds both
+    the log and the views. Calls are the module's functions as they are (no
+    copy per row, SQLite's errors raised as they are).
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def read_bodies(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        return read_bodies(self.conn, after, limit)
+
+    def read_at(self, positions: Sequence[int]) -> list[LogRecord]:
+        return read_at(self.conn, positions)
+
+    def head(self) -> int:
+        return head(self.conn)
+
+
+class SqliteEventLog(EventLog):
+    """The :class:`EventLog` on an open :class:`Database`.
+
+    ``identity``: the file as it was opened (``open`` records it), for
+    :meth:`problem`; without one, the file is not checked.
+    """
+
+    def __init__(self, db: Database, identity: DatabaseIdentity | None = None) -> None:
         self.db = db
+        self.identity = identity
 
     @classmethod
     async def open(
@@ -302,9 +332,19 @@ class SqliteEventLog(EventLog):
 
         ``inline``: the caller's thread runs the SQL, blocking its event loop
         for the length of a call (see ``consumer/app.py`` for why the consumer
-        does so).
+        does so). The file's identity is recorded for :meth:`problem`.
         """
-        return cls(await connect(path, synchronous=synchronous, inline=inline))
+        db = await connect(path, synchronous=synchronous, inline=inline)
+        try:
+            identity = DatabaseIdentity(Path(path))
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, identity)
+
+    def problem(self) -> str | None:
+        """Why the file at the log's path is not the one opened (deleted, replaced), or ``None``."""
+        return None if self.identity is None else self.identity.problem()
 
     async def _run(self, action: str, fn: Callable[..., T], *args: Any) -> T:
         with translated(action):

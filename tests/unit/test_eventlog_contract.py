@@ -1,18 +1,28 @@
 """The event log's contract, run against every implementation.
 
 ``EventLogContract`` holds the tests; each implementation subclasses it with
-a ``log`` fixture.
+a ``log`` fixture and a ``source`` fixture: the log's synchronous read side
+(``LogSource``, what the projector reads), over the same storage.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from metastream.eventlog import EventLog, MemoryEventLog, SqliteEventLog, connect
+from metastream.eventlog import (
+    EventLog,
+    LogSource,
+    MemoryEventLog,
+    SqliteEventLog,
+    SqliteLogSource,
+    connect,
+)
+from metastream.eventlog.sqlite import open_connection
 from metastream.schemas import RunStarted
 from tests.events import incoming
 
@@ -104,21 +114,110 @@ class EventLogContract:
         assert (result.first, len(result.new), result.duplicates) == (1, 2, 1)
         assert [r.body for r in await log.read()] == good  # committed: readable at once
 
+    # -- problem(): the storage is still the one opened -----------------------
+
+    async def test_a_log_just_opened_has_no_problem(self, log: EventLog) -> None:
+        assert log.problem() is None
+        await log.append_encoded([e.body for e in incoming(run_started("a"))])
+        assert log.problem() is None
+
+    # -- the synchronous read side (LogSource) ----------------------------------
+
+    async def test_an_empty_source_has_head_zero(self, log: EventLog, source: LogSource) -> None:
+        assert source.head() == 0
+        assert source.read_bodies(0, 10) == []
+        assert source.read_at([1, 2]) == []
+
+    async def test_the_source_reads_what_the_log_committed(
+        self, log: EventLog, source: LogSource
+    ) -> None:
+        events = incoming(*(run_started(str(i)) for i in range(10)))
+        await log.append_encoded([e.body for e in events[:6]])
+        assert source.head() == 6
+        await log.append_encoded([e.body for e in events[6:]])
+        assert source.head() == 10
+        assert source.read_bodies(0, 100) == [(r.position, r.body) for r in await log.read()]
+        assert source.read_bodies(3, 4) == [(i + 1, events[i].body) for i in range(3, 7)]
+        assert source.read_bodies(10, 5) == []
+
+    async def test_the_source_reads_records_at_positions(
+        self, log: EventLog, source: LogSource
+    ) -> None:
+        events = incoming(*(run_started(str(i)) for i in range(10)))
+        await log.append_encoded([e.body for e in events])
+        found = source.read_at([9, 2, 2, 42, 0])
+        assert [r.position for r in found] == [2, 9]
+        assert [(r.event_id, r.body) for r in found] == [
+            (events[i].event.event_id, events[i].body) for i in (1, 8)
+        ]
+        assert found == await log.read_positions([9, 2, 2, 42, 0])
+
+    async def test_the_source_never_sees_a_rolled_back_append(
+        self, log: EventLog, source: LogSource
+    ) -> None:
+        await log.append_encoded([e.body for e in incoming(run_started("kept"))])
+
+        async def fail_inside() -> None:
+            async with log.transaction():
+                await log.append(incoming(run_started("lost")))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await fail_inside()
+        assert source.head() == 1
+        assert [p for p, _ in source.read_bodies(0, 10)] == [1]
+
 
 class TestMemoryEventLog(EventLogContract):
     @pytest.fixture
-    async def log(self) -> AsyncIterator[EventLog]:
+    async def log(self) -> AsyncIterator[MemoryEventLog]:
         log = MemoryEventLog()
         yield log
         await log.close()
+
+    @pytest.fixture
+    def source(self, log: MemoryEventLog) -> LogSource:
+        return log.source()
 
 
 class TestSqliteEventLog(EventLogContract):
     @pytest.fixture
     async def log(self, tmp_path: Path) -> AsyncIterator[EventLog]:
-        log = SqliteEventLog(await connect(tmp_path / "log.db"))
+        log = await SqliteEventLog.open(tmp_path / "log.db")  # as the consumer opens it
         yield log
         await log.close()
+
+    @pytest.fixture
+    def source(self, log: EventLog, tmp_path: Path) -> Iterator[LogSource]:
+        """A connection of its own to the same file, as the projector reads it."""
+        conn = open_connection(tmp_path / "log.db", synchronous="NORMAL")
+        yield SqliteLogSource(conn)
+        conn.close()
+
+    async def test_a_deleted_database_is_a_problem(self, log: EventLog, tmp_path: Path) -> None:
+        (tmp_path / "log.db").unlink()
+        problem = log.problem()
+        assert problem is not None
+        assert f"the database at {tmp_path / 'log.db'} was deleted while the consumer ran" in (
+            problem
+        )
+        assert "nothing more was acked" in problem
+
+    async def test_a_replaced_database_is_a_problem(self, log: EventLog, tmp_path: Path) -> None:
+        other = tmp_path / "other.db"
+        other.write_bytes(b"")
+        os.replace(other, tmp_path / "log.db")
+        problem = log.problem()
+        assert problem is not None
+        assert "was replaced by another file while the consumer ran" in problem
+
+    async def test_a_log_on_a_database_it_did_not_open_checks_no_file(self, tmp_path: Path) -> None:
+        log = SqliteEventLog(await connect(tmp_path / "given.db"))
+        try:
+            (tmp_path / "given.db").unlink()
+            assert log.problem() is None  # no identity recorded: nothing to compare
+        finally:
+            await log.close()
 
     async def test_the_log_survives_reopening(self, tmp_path: Path) -> None:
         path = tmp_path / "again.db"
