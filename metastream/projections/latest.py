@@ -31,6 +31,8 @@ from typing import Any, Final, TypeAlias
 import msgspec
 
 from metastream.eventlog import sqlite as logdb
+from metastream.eventlog.base import LogSource
+from metastream.eventlog.sqlite import SqliteLogSource
 from metastream.projections import positions as pos
 from metastream.projections.base import Projection, Records
 from metastream.projections.registry import registered
@@ -191,7 +193,10 @@ class LatestProjection(Projection):
     ddl = LATEST_DDL
     tables = ("latest", "latest_maps", "history", "pending", "rejections")
 
-    def __init__(self) -> None:
+    def __init__(self, source: LogSource | None = None) -> None:
+        self.source = source
+        """Where earlier events are read from the log; ``None``: the SQLite log on the
+        connection ``apply`` is given (the ``Projector`` hands it its own source)."""
         # id (as int: UUID's own __hash__ is slow Python) -> (kind, registration
         # position, id bytes). Immutable facts: safe to keep across transactions,
         # rebuilds, and other processes writing the same file.
@@ -199,6 +204,9 @@ class LatestProjection(Projection):
 
     def forget(self) -> None:
         self._registered.clear()
+
+    def _log(self, conn: sqlite3.Connection) -> LogSource:
+        return self.source if self.source is not None else SqliteLogSource(conn)
 
     def apply(self, conn: sqlite3.Connection, records: Records) -> None:
         has_pending = conn.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None
@@ -208,7 +216,7 @@ class LatestProjection(Projection):
         if batch.positions:
             self._write_history(conn, batch.positions)
         if batch.values:
-            self._write_latest(conn, batch.values)
+            self._write_latest(conn, self._log(conn), batch.values)
 
     def _by_id(
         self, conn: sqlite3.Connection, records: Records, has_pending: bool
@@ -330,7 +338,7 @@ class LatestProjection(Projection):
                 (*keys, position),
             )
         ]
-        for record in logdb.read_at(conn, waiting):
+        for record in self._log(conn).read_at(waiting):
             event = decode_stored(record.body)
             assert isinstance(event, RawMetadataLogged)
             result = run_sync(resolve(event.target, position + 1), conn)
@@ -363,7 +371,9 @@ class LatestProjection(Projection):
         )
 
     @staticmethod
-    def _write_latest(conn: sqlite3.Connection, values: dict[bytes, ByKey]) -> None:
+    def _write_latest(
+        conn: sqlite3.Connection, source: LogSource, values: dict[bytes, ByKey]
+    ) -> None:
         entities = list(values)
         current: dict[bytes, dict[str, Row]] = {}
         for start in range(0, len(entities), _N):
@@ -383,7 +393,7 @@ class LatestProjection(Projection):
                 row = rows.get(key)
                 next_row = advance(row, new)
                 if next_row is None:
-                    next_row = combine(key_values(conn, entity, key))
+                    next_row = combine(key_values(conn, entity, key, source))
                 if next_row is not row:
                     out.append((entity, key, *next_row))
                     changed.setdefault(entity, {})[key] = next_row[1]
@@ -431,10 +441,14 @@ def entity_positions(conn: sqlite3.Connection, entity: bytes) -> list[int]:
     return out
 
 
-def key_values(conn: sqlite3.Connection, entity: bytes, key: str) -> list[Value]:
-    """Every value ever applied for ``key`` of ``entity``, from the log."""
+def key_values(
+    conn: sqlite3.Connection, entity: bytes, key: str, source: LogSource | None = None
+) -> list[Value]:
+    """Every value ever applied for ``key`` of ``entity``, from the log (``source``, or the
+    SQLite log on ``conn``); the positions come from the history view on ``conn``."""
     out = []
-    for record in logdb.read_at(conn, entity_positions(conn, entity)):
+    log = source if source is not None else SqliteLogSource(conn)
+    for record in log.read_at(entity_positions(conn, entity)):
         event = decode_stored(record.body)
         if isinstance(event, RawMetadataLogged) and key in event.metadata:
             out.append((event.event_id, bytes(event.metadata[key]), event.component))

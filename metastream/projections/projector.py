@@ -17,6 +17,12 @@ The log is read and decoded *before* the write transaction begins: the
 views and the log share one file (and so one write lock), and the consumer's
 appends wait for the projector only while it writes rows.
 
+**Where it reads the log**: through a ``LogSource`` (``eventlog/base.py``),
+the port's synchronous read side. By default, ``SqliteLogSource`` over the
+connection it writes the views with (the same file, as bytes straight from
+SQLite); ``Projector(source=...)`` reads another storage's log (the
+``latest`` view's reads of earlier events go to the same source).
+
 **An event a projection cannot apply** (it raises anything that is not an
 environmental error, see ``eventlog/failures.py``) must neither stall the
 views nor be lost: the batch is rolled back and applied again event by
@@ -41,8 +47,9 @@ from typing import Final, NamedTuple
 
 from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
+from metastream.eventlog.base import LogSource
 from metastream.eventlog.failures import describe, is_environmental
-from metastream.eventlog.sqlite import gc_paused, transaction
+from metastream.eventlog.sqlite import SqliteLogSource, gc_paused, transaction
 from metastream.projections.base import CHECKPOINTS_DDL, Projection, Records
 from metastream.projections.latest import LatestProjection
 from metastream.projections.registry import RegistryProjection
@@ -110,10 +117,22 @@ def applied_through(conn: sqlite3.Connection) -> int:
 
 
 class Projector:
-    """The projections and their checkpoints, over a connection the caller owns."""
+    """The projections and their checkpoints, over a connection the caller owns.
 
-    def __init__(self, projections: Sequence[Projection] | None = None) -> None:
+    ``source``: where the log is read; ``None``, the SQLite log in the file of
+    the connection each call is given (the views' own). It is handed to the
+    ``latest`` projection, which reads earlier events of an entity from the log.
+    """
+
+    def __init__(
+        self, projections: Sequence[Projection] | None = None, *, source: LogSource | None = None
+    ) -> None:
         self.projections = list(projections or default_projections())
+        self.source = source
+        if source is not None:
+            for projection in self.projections:
+                if isinstance(projection, LatestProjection) and projection.source is None:
+                    projection.source = source
         self.applied = 0
         """Events this projector applied (or skipped as quarantined) since it was made."""
 
@@ -246,15 +265,16 @@ class Projector:
         0)`` when every projection is at the head. The log is read and
         decoded before the write transaction (see the module docstring).
         """
+        source = self.source if self.source is not None else SqliteLogSource(conn)
         with gc_paused():
             start = min(self.checkpoints(conn).values(), default=0)
-            rows = logdb.read_bodies(conn, start, chunk)
+            rows = source.read_bodies(start, chunk)
             if not rows:
                 return 0, 0
             records = decode_rows(rows)
             with transaction(conn):
                 self.apply(conn, records)
-                remaining = logdb.head(conn) - rows[-1][0]
+                remaining = source.head() - rows[-1][0]
         self.applied += len(rows)
         return len(rows), remaining
 
