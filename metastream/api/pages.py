@@ -22,6 +22,7 @@ from metastream.api import entities, models
 from metastream.api.readers import parse_as_of, reader_of
 from metastream.api.render import cards, human_size, is_web_link, short_number, value_html
 from metastream.api.security import COOKIE, token_matches
+from metastream.durations import human_duration
 from metastream.query import browse
 from metastream.query.compare import MAX_COMPARED
 
@@ -45,16 +46,7 @@ def _when(value: datetime.datetime | None) -> str:
 def _duration(start: datetime.datetime | None, end: datetime.datetime | None) -> str:
     if start is None or end is None:
         return ""
-    seconds = (end - start).total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"  # most steps of a small pipeline: not all "0.0 s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return human_duration((end - start).total_seconds())
 
 
 def _query(**params: Any) -> str:

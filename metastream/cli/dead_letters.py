@@ -14,6 +14,7 @@ from metastream.cli.common import echo
 from metastream.cli.common import settings as settings_of
 from metastream.cli.render import safe
 from metastream.config import Settings
+from metastream.durations import short_age
 from metastream.errors import MetastreamError, NotRunning
 from metastream.urls import connection_problem
 
@@ -66,13 +67,6 @@ def _client(settings: Settings) -> redis.Redis:
     return client
 
 
-def human_age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
 def _clip(text: str, width: int) -> str:
     text = safe(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -101,7 +95,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             d.id,
             _clip(d.reason, REASON_WIDTH),
             safe(f"{d.stream} {d.entry_id}"),
-            human_age(d.age(now)),
+            short_age(d.age(now)),
         )
         for d in rows
     ]

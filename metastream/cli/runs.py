@@ -11,7 +11,8 @@ from typing import Any, Final
 from metastream.cli.colour import Palette
 from metastream.cli.common import echo, settings
 from metastream.cli.render import iso, json_text, show_value, table, when
-from metastream.cli.times import human_duration, parse_since
+from metastream.cli.times import parse_since
+from metastream.durations import human_duration
 from metastream.query import Reader, browse
 from metastream.schemas.jsonform import metadata_json_form
 

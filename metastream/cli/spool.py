@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from metastream.cli.common import settings as settings_of
-from metastream.cli.dead_letters import human_age
 from metastream.cli.render import safe
+from metastream.durations import short_age
 
 REASON_WIDTH = 60
 
@@ -68,7 +68,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 f.path.name + (" (left by a killed process)" if f.orphaned else ""),
                 f"{f.events:,}",
                 f"{f.bytes:,}",
-                human_age(f.age_s),
+                short_age(f.age_s),
             )
             for f in waiting
         ]
@@ -80,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print()
         print("set aside (Redis would not take them; `metastream spool retry FILE|--all`):")
         rows = [("FILE", "EVENTS", "REASON", "AGE")] + [
-            (a.path.name, f"{a.events:,}", _clip(a.reason, REASON_WIDTH), human_age(a.age(now)))
+            (a.path.name, f"{a.events:,}", _clip(a.reason, REASON_WIDTH), short_age(a.age(now)))
             for a in aside
         ]
         _table(rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from metastream.cli.common import settings as settings_of
+from metastream.durations import human_duration
 from metastream.stack.status import GroupStatus, SpoolStatus, StackStatus
 from metastream.urls import mask_url
 
@@ -126,16 +127,6 @@ def _n(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 def _redis_lines(status: StackStatus) -> list[str]:
     if status.url is None:
         if status.crashed_stack is None:
@@ -190,7 +181,8 @@ def _spool_lines(spool: SpoolStatus | None) -> list[str]:
         return []
     if not spool.files and not spool.set_aside:
         return ["spool      empty"]
-    oldest = "" if spool.oldest_age_s is None else f", oldest {_age(spool.oldest_age_s)} old"
+    age = spool.oldest_age_s
+    oldest = "" if age is None else f", oldest {human_duration(age)} old"
     aside = f"; {spool.set_aside:,} files SET ASIDE (could not be sent)" if spool.set_aside else ""
     return [f"spool      {spool.events:,} events in {spool.files:,} files{oldest}{aside}"]
 

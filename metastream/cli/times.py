@@ -41,18 +41,4 @@ def parse_since(text: str, now: float) -> float:
         ) from None
 
 
-def human_duration(seconds: float) -> str:
-    """``0.42 s``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``, ``3 d 04 h``."""
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    if whole < 86400:
-        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
-    return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
-
-
-__all__ = ["human_duration", "parse_since", "parse_time"]
+__all__ = ["parse_since", "parse_time"]

@@ -144,16 +144,3 @@ def test_reclaim_scans_often_enough_but_not_hot() -> None:
     assert idle_interval(30_000) == 5.0
     assert idle_interval(1_000) == 0.5
     assert idle_interval(10) == 0.05
-
-
-def test_dead_letter_ages_read_as_humans_say_them() -> None:
-    from metastream.cli.dead_letters import human_age
-
-    assert [human_age(s) for s in (0, 59, 60, 3599, 7200, 3 * 86400)] == [
-        "0s",
-        "59s",
-        "1m",
-        "59m",
-        "2h",
-        "3d",
-    ]

@@ -189,7 +189,7 @@ def test_status_masks_the_password_and_hides_consumers_long_gone() -> None:
     assert "vm-1  pending 0" in text
     assert "vm-2" not in text  # gone, holding nothing
     assert "vm-3  GONE, pending 3" in text  # gone, holding entries a live one will claim
-    assert "spool      1,500 events in 2 files, oldest 90 s old; 1 files SET ASIDE" in text
+    assert "spool      1,500 events in 2 files, oldest 1 min 30 s old; 1 files SET ASIDE" in text
 
 
 def test_status_of_a_crashed_stack_says_so() -> None:
