@@ -19,7 +19,6 @@ import time
 import uuid
 
 _COUNTER_BITS = 74
-_COUNTER_MAX = (1 << _COUNTER_BITS) - 1
 # Start each millisecond in the lower half of the counter space, so that
 # billions of ids fit into one millisecond before it has to borrow the next.
 _SEED_MASK = (1 << (_COUNTER_BITS - 1)) - 1
@@ -28,38 +27,52 @@ _VARIANT = 0b10 << 62  # in the low half, above 62 bits of rand_b
 _RAND_B_MASK = (1 << 62) - 1
 _pack_halves = struct.Struct(">QQ").pack  # two 64-bit halves: cheaper than 128-bit int maths
 
+_LO_MAX = _VARIANT | _RAND_B_MASK
+_FIRST_LO = _VARIANT
+_RAND_A_MAX = 0xFFF
 _lock = threading.Lock()
 _last_ms = 0
-_counter = 0
+# The id being handed out, as its two 64-bit halves: counting in them (a carry from rand_b
+# into rand_a now and then) costs ~0.64 µs an id here, the 74-bit counter ~0.93 µs.
+_hi = 0
+_lo = 0
+_time_ns = time.time_ns
 
 
 def _reseed_after_fork() -> None:
-    global _last_ms, _counter, _lock
+    global _last_ms, _lock, _hi, _lo
     _lock = threading.Lock()
     _last_ms = 0
-    _counter = 0
+    _hi = _lo = 0
 
 
 os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
+def _start(ms: int) -> None:
+    """Begin millisecond ``ms`` at a random counter in the lower half of its space."""
+    global _last_ms, _hi, _lo
+    counter = int.from_bytes(os.urandom(10)) & _SEED_MASK
+    _last_ms = ms
+    _hi = (ms << 16) | _VERSION_BITS | (counter >> 62)
+    _lo = _VARIANT | (counter & _RAND_B_MASK)
+
+
 def new_id() -> bytes:
     """Return a new id as 16 bytes, greater than every id this process made."""
-    global _last_ms, _counter
-    now = time.time_ns() // 1_000_000
+    global _hi, _lo
+    now = _time_ns() // 1_000_000
     with _lock:
         if now > _last_ms:
-            _last_ms = now
-            _counter = int.from_bytes(os.urandom(10)) & _SEED_MASK
-        elif _counter < _COUNTER_MAX:
-            _counter += 1
+            _start(now)
+        elif _lo < _LO_MAX:
+            _lo += 1
+        elif _hi & _RAND_A_MAX != _RAND_A_MAX:  # rand_b is full: carry into rand_a
+            _hi += 1
+            _lo = _FIRST_LO
         else:  # counter exhausted within one millisecond: borrow the next one
-            _last_ms += 1
-            _counter = int.from_bytes(os.urandom(10)) & _SEED_MASK
-        ms, counter = _last_ms, _counter
-    return _pack_halves(
-        (ms << 16) | _VERSION_BITS | (counter >> 62), _VARIANT | (counter & _RAND_B_MASK)
-    )
+            _start(_last_ms + 1)
+        return _pack_halves(_hi, _lo)
 
 
 def new_uuid() -> uuid.UUID:
