@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import ClassVar, Final
 
+from metastream.eventlog.base import LogSource
 from metastream.schemas import StoredEvent
 
 CHECKPOINTS_DDL: Final = """
@@ -60,6 +61,11 @@ class Projection(abc.ABC):
         """Delete every row of the view (inside the caller's transaction)."""
         for table in self.tables:
             conn.execute(f"DELETE FROM {table}")
+
+    def read_log_from(self, source: LogSource) -> None:  # noqa: B027  # optional
+        """Read earlier events from ``source`` rather than the SQLite log of ``apply``'s
+        connection (the ``Projector`` calls it with its own source); most projections read
+        only the records they are given."""
 
     def forget(self) -> None:  # noqa: B027  # optional: most projections keep nothing
         """Drop what the projection keeps in memory: a transaction it wrote in was rolled back."""

@@ -202,6 +202,10 @@ class LatestProjection(Projection):
         # rebuilds, and other processes writing the same file.
         self._registered: dict[int, tuple[str, int, bytes]] = {}
 
+    def read_log_from(self, source: LogSource) -> None:
+        if self.source is None:  # one given when it was made wins
+            self.source = source
+
     def forget(self) -> None:
         self._registered.clear()
 

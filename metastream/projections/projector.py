@@ -131,8 +131,7 @@ class Projector:
         self.source = source
         if source is not None:
             for projection in self.projections:
-                if isinstance(projection, LatestProjection) and projection.source is None:
-                    projection.source = source
+                projection.read_log_from(source)
         self.applied = 0
         """Events this projector applied (or skipped as quarantined) since it was made."""
 
