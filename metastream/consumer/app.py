@@ -224,6 +224,7 @@ class Consumer:
                     f"METASTREAM_EVENT_LOG set, run the consumer with {PROJECTOR_ENV}=0"
                 )
         except BaseException:
+            await self.broker.stop()  # connected above; FastStream never started it
             await self.close()
             raise
         clear_stop(settings)

@@ -245,6 +245,7 @@ class Subscription:
             )
             self.follower.start_from(state)
         except BaseException:
+            await self.broker.stop()  # connected above; FastStream never started it
             await self._close()
             raise
         finally:

@@ -18,7 +18,9 @@ import pytest
 import redis
 
 from metastream.config import Settings
+from metastream.consumer import Consumer
 from metastream.consumer.stopped import consumer_problem
+from metastream.errors import StoreError
 from metastream.schemas import decode_stored
 from metastream.stack.server import RedisServer
 from tests.integration.consumer_fixtures import log, output, s
@@ -135,3 +137,18 @@ def test_finding_7_redis_restarted_empty_the_consumer_recreates_its_group_and_wa
         for each in (restarted, server):
             if each is not None:
                 each.stop()
+
+
+async def test_a_consumer_that_cannot_open_its_database_leaves_no_connection_open(
+    redis_url: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    settings = Settings.from_env({"METASTREAM_HOME": str(tmp_path)}).with_(
+        redis_url=redis_url, db=blocker / "sub" / "metastream.db"
+    )
+    consumer = Consumer(settings, environ={"METASTREAM_PROJECTOR": "0"})
+    with pytest.raises(StoreError, match="cannot open the database"):
+        await consumer.app.run()
+    assert consumer.client is None
+    assert consumer.broker._connection is None  # the broker's pool was closed too
