@@ -42,10 +42,17 @@ def project(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     if args.quarantined:
         return _list_quarantined(settings.db)
+    from metastream.eventlog import open_log_source
     from metastream.projections.follow import run
 
     configure_logging(args.log_level)
-    run(settings.db, parent=args.parent)
+    source = open_log_source(settings)  # None: the log in the database file itself
+    try:
+        run(settings.db, parent=args.parent, source=source)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
     return 0
 
 

@@ -86,6 +86,7 @@ from metastream.consumer.stopped import clear_stop, record_stop
 from metastream.consumer.trim import trim_acked
 from metastream.errors import NotRunning, StoreError
 from metastream.eventlog import EventLog, SqliteEventLog, open_event_log
+from metastream.eventlog.open import SETTING as EVENT_LOG_ENV
 from metastream.projections.projector import Projector
 from metastream.urls import connection_problem, mask_url
 
@@ -216,13 +217,6 @@ class Consumer:
                     await self.log.db.run(Projector().prepare)
             except OSError as exc:  # e.g. a directory that cannot be created
                 raise StoreError(f"cannot open the database {settings.db}: {exc}") from exc
-            environ = {**os.environ, **(self.environ or {})}
-            projector_off = environ.get(PROJECTOR_ENV, "1").strip() == "0"
-            if not isinstance(self.log, SqliteEventLog) and not projector_off:
-                raise StoreError(
-                    "the projector follows only the SQLite log in the database file: with "
-                    f"METASTREAM_EVENT_LOG set, run the consumer with {PROJECTOR_ENV}=0"
-                )
         except BaseException:
             await self.broker.stop()  # connected above; FastStream never started it
             await self.close()
@@ -254,6 +248,8 @@ class Consumer:
         environ = {**os.environ, **(self.environ or {})}
         if environ.get(PROJECTOR_ENV, "1").strip() == "0":
             return
+        if self.settings.event_log:  # it reads the log where this consumer writes it
+            environ[EVENT_LOG_ENV] = self.settings.event_log
         self.projector = subprocess.Popen(
             [
                 sys.executable,

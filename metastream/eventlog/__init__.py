@@ -14,10 +14,17 @@ from metastream.eventlog.base import (
 )
 from metastream.eventlog.database import Database
 from metastream.eventlog.memory import MemoryEventLog, MemoryLogSource
-from metastream.eventlog.open import open_event_log, register_backend, unregister_backend
+from metastream.eventlog.open import (
+    Backend,
+    open_event_log,
+    open_log_source,
+    register_backend,
+    unregister_backend,
+)
 from metastream.eventlog.sqlite import SqliteEventLog, SqliteLogSource, connect, translated
 
 __all__ = [
+    "Backend",
     "AppendResult",
     "Database",
     "EventLog",
@@ -31,6 +38,7 @@ __all__ = [
     "Undecodable",
     "connect",
     "open_event_log",
+    "open_log_source",
     "register_backend",
     "translated",
     "unregister_backend",

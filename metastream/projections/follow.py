@@ -18,6 +18,8 @@ commits the log itself with ``FULL``).
   timeout, disk full): logged, retried with a back-off up to 5 s; nothing
   is skipped.
 * The database file deleted or replaced: it opens the file now at the path.
+  A projector whose log is elsewhere (``Projector(source=...)``, a backend's
+  ``LogSource``: ``METASTREAM_EVENT_LOG``) creates the views' file itself.
 * ``parent``: as the consumer's child, it exits when that process is gone.
 """
 
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from metastream.errors import StoreError
+from metastream.eventlog.base import LogSource
 from metastream.eventlog.failures import describe
 from metastream.eventlog.sqlite import open_connection
 from metastream.projections.projector import Projector
@@ -99,7 +102,9 @@ def follow(
         while not stop.is_set():
             try:
                 if conn is None:
-                    if not path.exists():  # not created yet, or deleted: never create it here
+                    # Not created yet, or deleted: the consumer creates the file that holds the
+                    # log; only views of a log elsewhere (``source``) begin a file here.
+                    if projector.source is None and not path.exists():
                         stop.wait(idle * 20)
                         continue
                     conn = open_connection(path, synchronous="NORMAL")
@@ -146,8 +151,14 @@ def follow(
     return stats
 
 
-def run(path: str | Path, *, parent: int | None = None) -> FollowStats:
-    """Follow until SIGTERM or SIGINT (``metastream project``)."""
+def run(
+    path: str | Path, *, parent: int | None = None, source: LogSource | None = None
+) -> FollowStats:
+    """Follow until SIGTERM or SIGINT (``metastream project``).
+
+    ``source``: the log to follow when it is not the one in the file at
+    ``path`` (a backend's, ``eventlog.open_log_source``).
+    """
     stop = threading.Event()
 
     def stopping(signum: int, _frame: object) -> None:
@@ -156,4 +167,4 @@ def run(path: str | Path, *, parent: int | None = None) -> FollowStats:
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)
-    return follow(path, stop=stop, parent=parent)
+    return follow(path, stop=stop, parent=parent, projector=Projector(source=source))

@@ -15,6 +15,7 @@ from metastream.eventlog import (
     MemoryEventLog,
     SqliteEventLog,
     open_event_log,
+    open_log_source,
     register_backend,
     unregister_backend,
 )
@@ -119,3 +120,12 @@ def test_the_database_path_stays_a_path(tmp_path: Path) -> None:
     """The URL has its own setting: ``METASTREAM_DB`` keeps meaning the SQLite file."""
     env = {"METASTREAM_HOME": str(tmp_path), "METASTREAM_EVENT_LOG": "memory://x"}
     assert Settings.from_env(env).db == tmp_path / "metastream.db"
+
+
+def test_the_projector_reads_the_database_file_unless_a_log_is_named(settings: Settings) -> None:
+    assert open_log_source(settings) is None  # the log beside the views, same connection
+    memory = MemoryEventLog()
+    register_backend("memory", open_memory, lambda url, s: memory.source())
+    source = open_log_source(settings.with_(event_log="memory://x"))
+    assert source is not None
+    assert source.head() == 0
