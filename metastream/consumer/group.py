@@ -16,11 +16,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Final
 
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
 
+from metastream.consumer.entries import Entry
 from metastream.processes import consumer_name as consumer_name  # re-exported
 
 log = logging.getLogger("metastream.consumer")
@@ -83,3 +85,33 @@ async def forget_idle_consumers(
     if gone:
         log.info("forgot %d idle consumers of group %s: %s", len(gone), group, ", ".join(gone))
     return gone
+
+
+PENDING_PAGE: Final = 1000
+"""Rows per XPENDING call when looking up delivery counts."""
+
+
+async def delivery_counts(
+    client: aredis.Redis, stream: str, group: str, consumer: str, entries: Sequence[Entry]
+) -> dict[bytes, int]:
+    """How often each of ``entries`` (just claimed by ``consumer``) was delivered.
+
+    Pages through ``consumer``'s pending entries between the first and the last
+    of them (others it holds may lie in between) until every one is found.
+    """
+    wanted = {e.id for e in entries}
+    counts: dict[bytes, int] = {}
+    start: bytes | str = entries[0].id
+    end = entries[-1].id
+    while len(counts) < len(wanted):
+        rows: list[Any] = await client.xpending_range(
+            stream, group, min=start, max=end, count=PENDING_PAGE, consumername=consumer
+        )
+        for row in rows:
+            entry_id = bytes(row["message_id"])
+            if entry_id in wanted:
+                counts[entry_id] = int(row["times_delivered"])
+        if len(rows) < PENDING_PAGE:
+            break
+        start = b"(" + bytes(rows[-1]["message_id"])
+    return counts

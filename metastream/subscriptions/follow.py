@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from metastream.consumer.entries import Entry, entries_of, parse_id
-from metastream.consumer.group import group_info
+from metastream.consumer.group import delivery_counts, group_info
 from metastream.schemas import decode_event
 from metastream.subscriptions.deliver import Deliverer
 from metastream.subscriptions.filters import EventFilter, Peek, peek
@@ -162,20 +162,8 @@ class Follower:
     # -- retries -------------------------------------------------------------
 
     async def _delivery_counts(self, entries: Sequence[Entry]) -> dict[bytes, int]:
-        wanted = {e.id for e in entries}
-        rows: list[Any] = await self.client.xpending_range(
-            self.keys.stream,
-            self.keys.group,
-            min=entries[0].id,
-            max=entries[-1].id,
-            count=len(entries) * 4 + 100,
-            consumername=self.consumer,
-        )
-        return {
-            bytes(r["message_id"]): int(r["times_delivered"])
-            for r in rows
-            if bytes(r["message_id"]) in wanted
-        }
+        keys = self.keys
+        return await delivery_counts(self.client, keys.stream, keys.group, self.consumer, entries)
 
     async def reclaim(self) -> int:
         """Claim entries idle for ``retry_after``; deliver them again or dead-letter them."""
