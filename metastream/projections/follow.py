@@ -100,6 +100,9 @@ def follow(
     reported = time.monotonic()
     try:
         while not stop.is_set():
+            if parent is not None and os.getppid() != parent:  # every turn, busy or not
+                log.warning("projector: the consumer that started it is gone; exiting")
+                break
             try:
                 if conn is None:
                     # Not created yet, or deleted: the consumer creates the file that holds the
@@ -127,9 +130,6 @@ def follow(
                 stats.transactions += 1
             else:
                 if until is not None and until():
-                    break
-                if parent is not None and os.getppid() != parent:
-                    log.warning("projector: the consumer that started it is gone; exiting")
                     break
                 if _identity(path) != opened:
                     log.warning("projector: %s was deleted or replaced; opening it again", path)
