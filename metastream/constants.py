@@ -29,3 +29,6 @@ SPOOL_DIR: Final = "spool"
 STACK_FILE: Final = "stack.json"
 """Where ``metastream up`` records the Redis it started, so producers find it."""
 REDIS_DIR: Final = "redis"
+
+PROJECTOR_ENV: Final = "METASTREAM_PROJECTOR"
+"""``0``: a consumer starts no projector child (one runs elsewhere: ``metastream up``, compose)."""

@@ -70,6 +70,7 @@ from redis.exceptions import RedisError
 
 from metastream import config
 from metastream.config import Settings
+from metastream.constants import PROJECTOR_ENV
 from metastream.consumer import wire
 from metastream.consumer.entries import Entry, decode_batch, parse_batch
 from metastream.consumer.group import (
@@ -99,8 +100,6 @@ GRACEFUL_TIMEOUT: Final = 15.0
 """Seconds a batch in progress may take to finish at shutdown (FastStream's default)."""
 HOUSEKEEPING_INTERVAL: Final = 30.0
 """Seconds between two trims of the stream (and progress lines)."""
-PROJECTOR_ENV: Final = "METASTREAM_PROJECTOR"
-"""``0``: the consumer starts no projector (one runs elsewhere: ``metastream up``, compose)."""
 PROJECTOR_STOP_TIMEOUT: Final = 20.0
 """Seconds the projector child gets to commit its batch after SIGTERM before SIGKILL."""
 

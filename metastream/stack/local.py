@@ -59,6 +59,7 @@ from metastream.config import (
     stack_process,
     stack_processes,
 )
+from metastream.constants import PROJECTOR_ENV
 from metastream.errors import MetastreamError
 from metastream.private_files import (
     make_private_dir,
@@ -73,8 +74,6 @@ Say = Callable[[str], None]
 
 CONSUMER_LOG: Final = "consumer.log"
 PROJECTOR_LOG: Final = "projector.log"
-PROJECTOR_ENV: Final = "METASTREAM_PROJECTOR"
-"""``0`` tells a consumer to start no projector of its own (``consumer.app.PROJECTOR_ENV``)."""
 PROJECTOR_READY: Final = "projector (pid {pid}): following"
 """What the projector logs once it has opened the database and is applying the log."""
 READY_TIMEOUT: Final = 60.0
