@@ -32,11 +32,16 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
     parse_url,
 )
-from redis.exceptions import DataError
 
 
-def _packed(args: tuple[Any, ...]) -> list[bytes]:
-    """``args`` as one RESP command; a command name with spaces (``"CONFIG GET"``) is split."""
+def _packed(args: tuple[Any, ...]) -> list[bytes] | None:
+    """``args`` as one RESP command; a command name with spaces (``"CONFIG GET"``) is split.
+
+    ``None`` when hiredis refuses an argument's type: the caller packs such a
+    command as redis-py does, which accepts some hiredis does not
+    (``bytearray``) and refuses the rest (``bool``, ``None``) with its own
+    ``DataError``.
+    """
     name = args[0]
     if isinstance(name, str):
         name = name.encode()
@@ -44,22 +49,22 @@ def _packed(args: tuple[Any, ...]) -> list[bytes]:
         args = (*name.split(), *args[1:])
     try:
         return [hiredis.pack_command(args)]
-    except TypeError as exc:  # bool, None, bytearray...: what redis-py also refuses
-        raise DataError(f"cannot send {args[0]!r}: {exc}") from exc
+    except TypeError:
+        return None
 
 
 class PackingConnection(Connection):
     """A TCP connection whose commands hiredis packs."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        return _packed(args)
+        return _packed(args) or super().pack_command(*args)
 
 
 class PackingUnixConnection(UnixDomainSocketConnection):
     """A Unix-socket connection whose commands hiredis packs."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        return _packed(args)
+        return _packed(args) or super().pack_command(*args)
 
 
 def connection_class(url: str) -> type[Connection] | type[UnixDomainSocketConnection] | None:
