@@ -19,10 +19,12 @@ read the SQLite file directly.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
+from metastream.errors import StoreError
+from metastream.eventlog.failures import describe, is_environmental
 from metastream.schemas import StoredEvent
 from metastream.schemas.codec import decode_incoming
 
@@ -85,8 +87,9 @@ class LogSource(Protocol):
     Implementations: ``SqliteLogSource`` (over a ``sqlite3`` connection: the
     projector's own, on the file it writes the views to) and
     ``MemoryLogSource`` (over a :class:`~metastream.eventlog.MemoryEventLog`).
-    Errors are the storage's own (the projector tells an environmental one
-    from one the data caused, ``failures.py``).
+    Errors are the storage's own: the projector reads through
+    :func:`store_errors`, so that a failure to read the log is retried and
+    never taken for an event's fault.
     """
 
     def read_bodies(self, after: int, limit: int) -> list[tuple[int, bytes]]:
@@ -100,6 +103,49 @@ class LogSource(Protocol):
     def head(self) -> int:
         """The position of the last event, 0 for an empty log."""
         ...
+
+
+T = TypeVar("T")
+
+
+def _reading(action: str, fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        if is_environmental(exc):
+            raise
+        raise StoreError(f"cannot read the event log ({action}): {describe(exc)}") from exc
+
+
+class StoreErrorsSource:
+    """A :class:`LogSource` whose failures are all the storage's (see :func:`store_errors`)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: LogSource) -> None:
+        self.source = source
+
+    def read_bodies(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        return _reading("read_bodies", self.source.read_bodies, after, limit)
+
+    def read_at(self, positions: Sequence[int]) -> list[LogRecord]:
+        return _reading("read_at", self.source.read_at, positions)
+
+    def head(self) -> int:
+        return _reading("head", self.source.head)
+
+
+def store_errors(source: LogSource) -> LogSource:
+    """``source``, with what it raises that ``failures.is_environmental`` would blame on the
+    data (a driver's own exception: a lost connection, a timeout) raised as a
+    :class:`StoreError`.
+
+    A read of the log that fails is never an event's fault: the projector
+    would otherwise quarantine the events whose projection read the log back
+    (the ``latest`` view), or stop on a read of the next batch, where a
+    ``StoreError`` is retried.
+    """
+    return source if isinstance(source, StoreErrorsSource) else StoreErrorsSource(source)
 
 
 class EventLog(abc.ABC):

@@ -31,7 +31,7 @@ from typing import Any, Final, TypeAlias
 import msgspec
 
 from metastream.eventlog import sqlite as logdb
-from metastream.eventlog.base import LogSource
+from metastream.eventlog.base import LogSource, store_errors
 from metastream.eventlog.sqlite import SqliteLogSource
 from metastream.projections import positions as pos
 from metastream.projections.base import Projection, Records
@@ -194,7 +194,7 @@ class LatestProjection(Projection):
     tables = ("latest", "latest_maps", "history", "pending", "rejections")
 
     def __init__(self, source: LogSource | None = None) -> None:
-        self.source = source
+        self.source = None if source is None else store_errors(source)
         """Where earlier events are read from the log; ``None``: the SQLite log on the
         connection ``apply`` is given (the ``Projector`` hands it its own source)."""
         # id (as int: UUID's own __hash__ is slow Python) -> (kind, registration
@@ -204,7 +204,7 @@ class LatestProjection(Projection):
 
     def read_log_from(self, source: LogSource) -> None:
         if self.source is None:  # one given when it was made wins
-            self.source = source
+            self.source = store_errors(source)
 
     def forget(self) -> None:
         self._registered.clear()

@@ -47,7 +47,7 @@ from typing import Final, NamedTuple
 
 from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
-from metastream.eventlog.base import LogSource
+from metastream.eventlog.base import LogSource, store_errors
 from metastream.eventlog.failures import describe, is_environmental
 from metastream.eventlog.sqlite import SqliteLogSource, gc_paused, transaction
 from metastream.projections.base import CHECKPOINTS_DDL, Projection, Records
@@ -122,16 +122,18 @@ class Projector:
     ``source``: where the log is read; ``None``, the SQLite log in the file of
     the connection each call is given (the views' own). It is handed to the
     ``latest`` projection, which reads earlier events of an entity from the log.
+    Whatever it raises is the storage's failure (``store_errors``): retried,
+    never an event quarantined for it.
     """
 
     def __init__(
         self, projections: Sequence[Projection] | None = None, *, source: LogSource | None = None
     ) -> None:
         self.projections = list(projections or default_projections())
-        self.source = source
-        if source is not None:
+        self.source = None if source is None else store_errors(source)
+        if self.source is not None:
             for projection in self.projections:
-                projection.read_log_from(source)
+                projection.read_log_from(self.source)
         self.applied = 0
         """Events this projector applied (or skipped as quarantined) since it was made."""
 

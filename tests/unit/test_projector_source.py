@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metastream.eventlog import LogSource, MemoryEventLog, SqliteEventLog
+from metastream.errors import StoreError
+from metastream.eventlog import LogRecord, LogSource, MemoryEventLog, SqliteEventLog
 from metastream.eventlog.sqlite import open_connection
 from metastream.projections import Projector
-from metastream.projections.projector import checkpoints
+from metastream.projections.projector import checkpoints, quarantined
 from metastream.schemas import (
     ArtifactByName,
     ById,
@@ -139,3 +142,62 @@ def test_any_history_projects_the_same_from_either_log(
     )
     assert memory_views == sqlite_views
     assert memory_checkpoints == sqlite_checkpoints
+
+
+class BackendDown(Exception):
+    """What a storage's driver raises when its server is gone (not an ``OSError``)."""
+
+
+class FlakySource:
+    """A memory log's source whose reads fail while their name is in ``down``."""
+
+    def __init__(self, source: LogSource) -> None:
+        self.source = source
+        self.down: set[str] = set()
+
+    def _check(self, name: str) -> None:
+        if name in self.down:
+            raise BackendDown("server closed the connection unexpectedly")
+
+    def read_bodies(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        self._check("read_bodies")
+        return self.source.read_bodies(after, limit)
+
+    def read_at(self, positions: Sequence[int]) -> list[LogRecord]:
+        self._check("read_at")
+        return self.source.read_at(positions)
+
+    def head(self) -> int:
+        self._check("head")
+        return self.source.head()
+
+
+def _flaky() -> tuple[FlakySource, MemoryEventLog]:
+    memory = MemoryEventLog()
+    bodies = [encode_event(e) for e in history()]
+    asyncio.run(_append(memory, bodies, len(bodies)))
+    return FlakySource(memory.source()), memory
+
+
+@pytest.mark.parametrize("failing", ["read_at", "read_bodies", "head"])
+def test_a_log_that_cannot_be_read_blames_no_event(tmp_path: Path, failing: str) -> None:
+    """A source's failure is the storage's (a StoreError: retried), never an event's: nothing
+    is quarantined, and once the log can be read the views are those of a clean run."""
+    flaky, memory = _flaky()
+    path = tmp_path / "views.db"
+    conn = open_connection(path, synchronous="NORMAL")
+    try:
+        projector = Projector(source=flaky)
+        projector.prepare(conn)
+        flaky.down = {failing}  # read_at: the latest view reading earlier events back
+        with pytest.raises(StoreError, match="BackendDown"):
+            projector.step(conn, 100)
+        assert checkpoints(conn) == {"latest": 0, "registry": 0}
+        assert quarantined(conn) == []
+        flaky.down = set()
+        while projector.step(conn, 100)[0]:
+            pass
+    finally:
+        conn.close()
+    project(tmp_path / "clean.db", memory.source(), 100)
+    assert views(path) == views(tmp_path / "clean.db")
