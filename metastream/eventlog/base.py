@@ -149,7 +149,16 @@ def store_errors(source: LogSource) -> LogSource:
 
 
 class EventLog(abc.ABC):
-    """An append-only log of encoded events."""
+    """An append-only log of encoded events.
+
+    Errors: a failure of the storage (a lost connection, a timeout, a full
+    disk) must be raised as a :class:`~metastream.errors.StoreError` (or an
+    ``OSError``); the consumer then leaves the batch pending and retries it.
+    Anything else an append raises is taken as caused by the entries
+    appended (``failures.is_environmental``): the consumer splits the batch
+    to find them and dead-letters them. A backend wraps its driver's
+    exceptions accordingly (the SQLite log does, with ``sqlite.translated``).
+    """
 
     def problem(self) -> str | None:
         """Why the storage is no longer the one opened (nothing more may be acked), or ``None``.
