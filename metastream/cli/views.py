@@ -27,12 +27,14 @@ from metastream.cli.render import (
     when,
 )
 from metastream.cli.times import parse_time
+from metastream.errors import StoreError
 from metastream.projections import Store
 from metastream.query import Reader, StepView, as_of
 from metastream.query.reader import require_database, step_needs_run
 from metastream.query.views import ArtifactVersionView, ModelVersionView, RunView
 from metastream.schemas import MetadataLogged, decode_event, parse_uuid
 from metastream.schemas.jsonform import metadata_json_form
+from metastream.urls import mask_url
 
 EntityView = RunView | StepView | ArtifactVersionView | ModelVersionView
 
@@ -124,6 +126,14 @@ def _where(p: argparse.ArgumentParser) -> None:
 def replay(args: argparse.Namespace) -> int:
     config = settings(args)
     names: list[str] = list(args.projections)
+    if config.event_log:
+        # Store replays the log in the database file, which is empty when the log is
+        # elsewhere: it would empty the views.
+        raise StoreError(
+            f"the event log is not in {config.db} (METASTREAM_EVENT_LOG="
+            f"{mask_url(config.event_log)}): replaying a log in another storage is not "
+            "supported yet; unset METASTREAM_EVENT_LOG to replay the log in the database file"
+        )
 
     async def go() -> int:
         store = await Store.open(config.db, catch_up=False)

@@ -129,6 +129,20 @@ def test_replay_rebuilds_the_views(db: Path, capsys) -> None:
     assert json.loads(out)["metadata"]["train::loss"] == 0.125
 
 
+def test_replay_refuses_when_the_log_is_elsewhere(
+    db: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaying the (empty) log of the views' file would leave the views empty."""
+    monkeypatch.setenv("METASTREAM_EVENT_LOG", "postgresql://user:secret@host/db")
+    code, _, err = run(capsys, "--db", str(db), "replay")
+    assert code == 1
+    assert "METASTREAM_EVENT_LOG" in err
+    assert "secret" not in err
+    monkeypatch.delenv("METASTREAM_EVENT_LOG")
+    _, out, _ = run(capsys, "--db", str(db), "show", "run", "nightly-1", "--json")
+    assert json.loads(out)["metadata"]["train::loss"] == 0.125  # the views were left alone
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
