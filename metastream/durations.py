@@ -10,13 +10,15 @@ from __future__ import annotations
 
 def human_duration(seconds: float) -> str:
     """``420 ms``, ``4.25 s``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``, ``3 d 04 h``."""
-    if seconds < 1:
+    # Each range ends where its rounding would print the next one's unit: 0.9996 s is
+    # "1.00 s", not "1000 ms"; 59.96 s is "1 min 00 s", not "60.0 s".
+    if seconds < 0.9995:
         return f"{max(seconds, 0) * 1000:.0f} ms"  # most steps of a small pipeline
-    if seconds < 10:
+    if seconds < 9.995:
         return f"{seconds:.2f} s"
-    if seconds < 60:
+    if seconds < 59.95:
         return f"{seconds:.1f} s"
-    whole = int(seconds)
+    whole = round(seconds)
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     if whole < 86400:

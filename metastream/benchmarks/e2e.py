@@ -202,7 +202,7 @@ def _lag(env: dict[str, str], reader: Reader, rate: float, seconds: float) -> di
         if k == len(seen):
             break
         lags.append(max(0.0, seen[k][0] - (start + i / rate)) * 1000)
-    per_window = int(rate * LAG_WINDOW)  # events due in each window, in publishing order
+    per_window = max(1, int(rate * LAG_WINDOW))  # events due in each window, in order
     windows = [
         round(percentile(sorted(lags[i : i + per_window]), 0.99), 1)
         for i in range(0, len(lags), per_window)

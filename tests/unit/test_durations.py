@@ -21,6 +21,13 @@ def test_durations_read_as_people_say_them() -> None:
     ]
 
 
+def test_no_range_rounds_into_the_next_ones_unit() -> None:
+    assert human_duration(0.9996) == "1.00 s"
+    assert human_duration(9.996) == "10.0 s"
+    assert human_duration(59.96) == "1 min 00 s"
+    assert human_duration(3599.6) == "1 h 00 min"
+
+
 def test_a_page_shows_the_duration_the_cli_shows() -> None:
     start = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
     for seconds in (0.25, 7.5, 65, 4000):
