@@ -24,6 +24,9 @@ metastream.projections``), as ``metastream up`` does, then:
    ``cpu_us_per_event``: CPU time (user + system) each process spent in
    phase 1, per event: the producer, Redis, the consumer, the projector.
    Their sum over the machine's cores bounds what end to end can reach;
+   ``rss_mb``: each process's resident memory after phase 1 and after
+   phase 2 (``log_events`` in the log by then): flat in the number of
+   events, or not;
 4. ceilings on the same server in the same run: ``raw_xadd_per_s``,
    redis-py pipelined XADD in chunks of 500 (publishing from Python), and
    ``raw_xreadgroup_xack_per_s``, XREADGROUP of 1,000 and one XACK of their
@@ -123,6 +126,14 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds ``pid`` has used so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    """The resident memory of ``pid`` now, in MB (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def _throughput(
@@ -308,8 +319,13 @@ def run(
                 if server.pid:
                     pids["redis"] = server.pid
                 result = _throughput(env, reader, events, pids)
+                rss = {role: [_rss_mb(pid)] for role, pid in pids.items()}
                 say(quiet, f"  lag at a steady {rate:,.0f} events/s for {seconds:g} s")
                 result.update(_lag(env, reader, rate, seconds))
+                for role, pid in pids.items():
+                    rss[role].append(_rss_mb(pid))
+                result["rss_mb"] = rss
+                result["log_events"] = reader.head()
             projector.terminate()
             projector.wait(60)
             say(quiet, "  the projector rebuilding the views from the whole log")
@@ -326,6 +342,7 @@ def run(
             server.stop()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     windows = ", ".join(f"{w:,.0f}" for w in result["lag_p99_ms_by_window"])
+    rss_line = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in result["rss_mb"].items())
     cpu_line = ", ".join(f"{k} {v}" for k, v in result["cpu_us_per_event"].items())
     say(
         quiet,
@@ -341,6 +358,8 @@ def run(
         f"{result['consumed_events_per_s']:,} events/s\n"
         f"  lag p99 by {LAG_WINDOW:g} s  {windows} ms\n"
         f"  CPU per event   {cpu_line} (µs)\n"
+        f"  memory (MB)     {rss_line} (after phase 1 -> after {result['log_events']:,} "
+        "events)\n"
         f"  raw XADD        {result['raw_xadd_per_s']:>9,} entries/s (redis-py pipelines of 500)\n"
         f"  raw XREADGROUP  {result['raw_xreadgroup_xack_per_s']:>9,} entries/s "
         "(COUNT 1000, then one XACK of their ids)",
