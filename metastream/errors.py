@@ -49,5 +49,13 @@ class StoreError(MetastreamError, RuntimeError):
     """The SQLite store failed; the driver's error is the ``__cause__``."""
 
 
+class LogElsewhere(StoreError):
+    """A read needs the event log, and the log is not in the database file.
+
+    With ``METASTREAM_EVENT_LOG`` set, the views are in the file and the log is
+    in another storage, which the readers do not read yet.
+    """
+
+
 class NotRunning(MetastreamError, RuntimeError):
     """The local stack (``metastream up``) is required but is not running."""

@@ -14,7 +14,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
 from metastream.api.models import Problem
-from metastream.errors import AmbiguousReference, ReferenceNotFound
+from metastream.errors import AmbiguousReference, LogElsewhere, ReferenceNotFound
 
 log = logging.getLogger("metastream.api")
 
@@ -35,6 +35,8 @@ def status_and_message(exc: Exception) -> tuple[int, str, list[str] | None]:
         return exc.status_code, message, None
     if isinstance(exc, ValueError):
         return 400, str(exc), None
+    if isinstance(exc, LogElsewhere):  # a configuration this server cannot serve yet
+        return 501, str(exc), None
     return 500, "internal server error (see the server's log)", None
 
 

@@ -44,11 +44,13 @@ def project(args: argparse.Namespace) -> int:
         return _list_quarantined(settings.db)
     from metastream.eventlog import open_log_source
     from metastream.projections.follow import run
+    from metastream.urls import mask_url
 
     configure_logging(args.log_level)
     source = open_log_source(settings)  # None: the log in the database file itself
     try:
-        run(settings.db, parent=args.parent, source=source)
+        where = mask_url(settings.event_log) if settings.event_log else None
+        run(settings.db, parent=args.parent, source=source, log_at=where)
     finally:
         close = getattr(source, "close", None)
         if close is not None:

@@ -127,6 +127,29 @@ async def connect(
     )
 
 
+LOG_LOCATION: Final = "event_log"
+"""The ``meta`` row saying where the log is when it is not in this file (its masked URL)."""
+
+
+def set_log_location(conn: sqlite3.Connection, where: str | None) -> None:
+    """Record (``None``: forget) that this file's views follow a log kept in ``where``."""
+    if where is None:
+        conn.execute("DELETE FROM meta WHERE name=?", (LOG_LOCATION,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)", (LOG_LOCATION, where)
+        )
+
+
+def log_location(conn: sqlite3.Connection) -> str | None:
+    """Where the log of this file's views is, when it is not in this file."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE name=?", (LOG_LOCATION,)).fetchone()
+    except sqlite3.OperationalError:  # a file without the meta table: the log is here
+        return None
+    return None if row is None else str(row[0])
+
+
 def _check_schema_version(conn: sqlite3.Connection, path: Path) -> None:
     row = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
     if row is None:

@@ -39,7 +39,7 @@ from typing import Final
 from metastream.errors import StoreError
 from metastream.eventlog.base import LogSource
 from metastream.eventlog.failures import describe
-from metastream.eventlog.sqlite import open_connection
+from metastream.eventlog.sqlite import open_connection, set_log_location, transaction
 from metastream.projections.projector import Projector
 
 log = logging.getLogger("metastream.projector")
@@ -84,11 +84,15 @@ def follow(
     parent: int | None = None,
     projector: Projector | None = None,
     until: Callable[[], bool] | None = None,
+    log_at: str | None = None,
 ) -> FollowStats:
     """Keep the views of the database at ``path`` up to date until ``stop`` is set.
 
     ``until`` (for benchmarks and tests): also stop once it returns true
-    after a turn that found nothing to apply.
+    after a turn that found nothing to apply. ``log_at``: where the
+    projector's log is (a masked URL) when it is not in the file; recorded
+    in the file, so that readers refuse what needs the log
+    (:class:`~metastream.errors.LogElsewhere`) instead of finding nothing.
     """
     path = Path(path)
     stop = stop or threading.Event()
@@ -113,6 +117,8 @@ def follow(
                     conn = open_connection(path, synchronous="NORMAL")
                     opened = _identity(path)
                     projector.prepare(conn)
+                    with transaction(conn):
+                        set_log_location(conn, log_at)
                     log.info("projector (pid %d): following %s", os.getpid(), path)
                 read, _ = projector.step(conn, chunk)
             except (StoreError, sqlite3.Error, OSError) as exc:
@@ -152,12 +158,16 @@ def follow(
 
 
 def run(
-    path: str | Path, *, parent: int | None = None, source: LogSource | None = None
+    path: str | Path,
+    *,
+    parent: int | None = None,
+    source: LogSource | None = None,
+    log_at: str | None = None,
 ) -> FollowStats:
     """Follow until SIGTERM or SIGINT (``metastream project``).
 
     ``source``: the log to follow when it is not the one in the file at
-    ``path`` (a backend's, ``eventlog.open_log_source``).
+    ``path`` (a backend's, ``eventlog.open_log_source``), found at ``log_at``.
     """
     stop = threading.Event()
 
@@ -167,4 +177,4 @@ def run(
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)
-    return follow(path, stop=stop, parent=parent, projector=Projector(source=source))
+    return follow(path, stop=stop, parent=parent, projector=Projector(source=source), log_at=log_at)

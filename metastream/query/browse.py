@@ -240,6 +240,7 @@ def cut_time(reader: Reader, position: int | None, time: float | None) -> float 
 
 def position_time(reader: Reader, position: int) -> float | None:
     """The producer time of the event at ``position`` (``None`` past the head: no cut)."""
+    reader.require_log('reading "as of" a position')
     records = logdb.read(reader.db, max(0, position - 1), 1)
     if not records:
         return None

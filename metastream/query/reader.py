@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from metastream.errors import AmbiguousReference, ReferenceNotFound, StoreError
+from metastream.errors import AmbiguousReference, LogElsewhere, ReferenceNotFound, StoreError
 from metastream.eventlog import sqlite as logdb
 from metastream.projections import latest, projector, registry
 from metastream.projections.resolve import NOW, Rejected, Resolved, resolve, run_sync
@@ -80,8 +80,19 @@ class Reader:
             self.db.execute("PRAGMA query_only=ON")
             self.db.execute("PRAGMA busy_timeout=30000")
             registry.check(self.db)
+            self.log_at = logdb.log_location(self.db)
+            """Where the log is when it is not in this file (``METASTREAM_EVENT_LOG``)."""
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path} is not a metastream database: {exc}") from exc
+
+    def require_log(self, what: str) -> None:
+        """Raise :class:`LogElsewhere` if the log is not in this file: ``what`` needs it."""
+        if self.log_at is not None:
+            raise LogElsewhere(
+                f"{what} reads the event log, and the log of {self.path} is kept at "
+                f"{self.log_at} (METASTREAM_EVENT_LOG), which readers do not read yet; "
+                "the views (latest values, runs, steps, rollups) are here and readable"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -273,6 +284,7 @@ class Reader:
 
     def history(self, entity: bytes, key: str) -> list[HistoryEntry]:
         """Every value logged for ``key`` of ``entity``, oldest first (by event id)."""
+        self.require_log("the history of a key")
         out = []
         for position, event in latest.events_of(self.db, entity):
             if isinstance(event, RawMetadataLogged) and key in event.metadata:
@@ -295,6 +307,7 @@ class Reader:
 
         ``time`` is Unix seconds; an event logged in the same microsecond counts.
         """
+        self.require_log('reading metadata "as of" a point')
         raw = latest.values_as_of(self.db, entity, position=position, time=time)
         return {key: decode_value(value) for key, value in raw.items()}
 
@@ -324,6 +337,8 @@ class Reader:
             found = projector.quarantined(self.db, ids)
         except sqlite3.OperationalError:  # a database no projector has prepared yet
             return []
+        if found:
+            self.require_log("describing quarantined events")
         bodies = {r.position: r.body for r in logdb.read_at(self.db, [q.position for q in found])}
         out: list[SetAside] = []
         for q in found:
@@ -336,9 +351,12 @@ class Reader:
 
     def bodies(self, after: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
         """``(position, body)`` of up to ``limit`` events after ``after``."""
+        self.require_log("the events feed")
         return logdb.read_bodies(self.db, after, limit)
 
     def head(self) -> int:
+        """The position of the log's last event."""
+        self.require_log("the log's head")
         return logdb.head(self.db)
 
     def checkpoints(self) -> dict[str, int]:
@@ -350,4 +368,5 @@ class Reader:
 
     def positions_of(self, event_ids: Iterable[bytes]) -> dict[bytes, int]:
         """The log positions of those of ``event_ids`` that are in the log."""
+        self.require_log("waiting for events")
         return logdb.positions_of(self.db, list(event_ids))

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from metastream.config import Settings
-from metastream.errors import StoreError
+from metastream.errors import LogElsewhere, StoreError
 from metastream.eventlog import (
     EventLog,
     MemoryEventLog,
@@ -131,6 +131,8 @@ async def test_a_projector_process_follows_a_log_in_another_storage(
     with Reader(s.db) as reader:
         run = reader.run("elsewhere")
         assert run.run_metadata == {"i": 149}  # the latest of the values logged, 1 to 149
+        with pytest.raises(LogElsewhere, match=f"kept at {second_file_backend.SCHEME}://"):
+            reader.history(run.id.bytes, "i")  # the log is elsewhere: said, not "no values"
     conn = sqlite3.connect(s.db)
     try:  # the views' file holds no log: everything came through the source
         assert conn.execute("SELECT count(*) FROM log_events").fetchone() == (0,)

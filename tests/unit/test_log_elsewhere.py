@@ -1,0 +1,74 @@
+"""Views whose log is kept in another storage: readers refuse what needs the log, clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from metastream.api.errors import status_and_message
+from metastream.errors import LogElsewhere
+from metastream.eventlog import MemoryEventLog
+from metastream.eventlog.sqlite import log_location, open_connection
+from metastream.projections import Projector
+from metastream.projections.follow import follow
+from metastream.query import Reader
+from tests.streams import run_events
+
+WHERE = "postgresql://ms:***@db.example/ms"
+
+
+def _project(db: Path, log: MemoryEventLog, log_at: str | None) -> None:
+    projector = Projector(source=log.source()) if log_at else Projector()
+    follow(db, projector=projector, until=lambda: True, idle=0, log_at=log_at)
+
+
+def _log_with(events: list[bytes]) -> MemoryEventLog:
+    log = MemoryEventLog()
+    asyncio.run(log.append_encoded(events))
+    return log
+
+
+def test_reads_that_need_the_log_name_where_it_is_and_the_views_still_read(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "views.db"
+    run_id = uuid.uuid4()
+    _project(db, _log_with(run_events(5, run_id=run_id, name="r1")), WHERE)
+    with Reader(db) as reader:
+        assert reader.log_at == WHERE
+        assert reader.run("r1").run_metadata == {"i": 4}  # the views are here
+        assert reader.applied_through() == 5
+        for read in (
+            lambda: reader.history(run_id.bytes, "i"),
+            lambda: reader.as_of(run_id.bytes, position=2),
+            lambda: reader.bodies(),
+            reader.head,
+            lambda: reader.positions_of([b"x" * 16]),
+        ):
+            with pytest.raises(LogElsewhere, match=r"kept at postgresql://ms:\*\*\*@db\.example"):
+                read()
+
+
+def test_a_projector_on_the_log_in_the_file_forgets_the_other_storage(tmp_path: Path) -> None:
+    db = tmp_path / "views.db"
+    _project(db, _log_with(run_events(3, name="r1")), WHERE)
+    _project(db, MemoryEventLog(), None)  # the default: the log in the file itself
+    conn = open_connection(db)
+    try:
+        assert log_location(conn) is None
+    finally:
+        conn.close()
+    with Reader(db) as reader:
+        assert reader.log_at is None
+        assert reader.head() == 0
+
+
+def test_the_api_answers_such_a_read_with_501_and_the_reason() -> None:
+    assert status_and_message(LogElsewhere("the history of a key reads the event log")) == (
+        501,
+        "the history of a key reads the event log",
+        None,
+    )
