@@ -80,37 +80,29 @@ class Deliverer:
         return None
 
     def dead_letter_fields(
-        self,
-        reason: str,
-        data: bytes | None,
-        *,
-        deliveries: int,
-        entry_id: bytes | None = None,
-        position: int | None = None,
+        self, reason: str, data: bytes, *, deliveries: int, position: int
     ) -> dict[str, bytes | str]:
-        """A dead letter: the reason, where the event came from, its bytes.
+        """The dead letter of an event the catch-up read from the log at ``position``.
 
-        The fields of the consumer's dead letters (``reason``, ``stream``,
-        ``id``, ``group``, ``consumer``, ``deliveries``, ``data``), plus
-        ``position`` for an event the catch-up read from the log.
+        The fields of the consumer's dead letters (``consumer/dead_letters.py``,
+        which the live part writes for a stream entry) with ``position`` in place
+        of the entry's ``id``.
         """
-        fields: dict[str, bytes | str] = {
+        return {
             "reason": reason,
             "stream": self.stream,
             "group": self.group,
             "consumer": self.consumer,
             "deliveries": str(deliveries),
+            "position": str(position),
+            "data": data,
         }
-        if entry_id is not None:
-            fields["id"] = entry_id
-        if position is not None:
-            fields["position"] = str(position)
-        if data is not None:
-            fields["data"] = data
-        return fields
 
-    async def dead_letter(self, reason: str, data: bytes | None, **where: Any) -> None:
+    async def dead_letter(
+        self, reason: str, data: bytes, *, deliveries: int, position: int
+    ) -> None:
         """Write a dead letter (catch-up: there is no entry to acknowledge with it)."""
-        await self.client.xadd(self.dead_letters, self.dead_letter_fields(reason, data, **where))  # type: ignore[arg-type]
+        fields = self.dead_letter_fields(reason, data, deliveries=deliveries, position=position)
+        await self.client.xadd(self.dead_letters, fields)  # type: ignore[arg-type]
         self.dead_lettered += 1
         log.error("dead-lettered an event of %s in %s: %s", self.group, self.dead_letters, reason)

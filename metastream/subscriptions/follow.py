@@ -23,6 +23,7 @@ from typing import Final
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
+from metastream.consumer.dead_letters import dead_letter_fields
 from metastream.consumer.entries import Entry, entries_of, parse_id
 from metastream.consumer.group import delivery_counts, group_info
 from metastream.schemas import decode_event
@@ -141,12 +142,18 @@ class Follower:
 
     async def _dead_letter(self, entry: Entry, reason: str, deliveries: int) -> None:
         """The dead letter and the ack, in one ``MULTI``: never both or neither missing."""
-        fields = self.deliverer.dead_letter_fields(
-            reason, entry.data, deliveries=deliveries, entry_id=entry.id
+        keys = self.keys
+        fields = dead_letter_fields(
+            entry,
+            reason,
+            stream=keys.stream,
+            group=keys.group,
+            consumer=self.consumer,
+            deliveries=deliveries,
         )
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.dead_letters, fields)  # type: ignore[arg-type]
-            pipe.xack(self.keys.stream, self.keys.group, entry.id)
+            pipe.xadd(keys.dead_letters, fields)  # type: ignore[arg-type]
+            pipe.xack(keys.stream, keys.group, entry.id)
             await pipe.execute()
         self.reasons.pop(entry.id, None)
         self.deliverer.dead_lettered += 1
