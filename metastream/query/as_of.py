@@ -26,6 +26,7 @@ from metastream.query.views import (
     RunView,
     Steps,
     StepView,
+    view_of,
 )
 
 
@@ -91,16 +92,7 @@ def run_as_of(
     steps: dict[str, StepView] = {}
     for m in browse.members(reader, run_id, "step_run", position=position, time=time):
         step_metadata = reader.as_of(m.id.bytes, position=position, time=time)
-        steps[m.name] = StepView(
-            id=m.id,
-            name=m.name,
-            run_id=view.id,
-            status=m.status,
-            created=m.created,
-            finished=m.finished,
-            error=m.error,
-            run_metadata=step_metadata,
-        )
+        steps[m.name] = view_of(StepView, m, step_metadata, run_id=view.id)
         if rollups:
             for key, value in step_metadata.items():
                 metadata[f"{m.name}::{key}"] = value

@@ -10,7 +10,6 @@ from ``token=`` or ``$METASTREAM_UI_TOKEN``. Errors are the local client's:
 
 from __future__ import annotations
 
-import datetime
 import os
 import urllib.parse
 import uuid
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from metastream.api import models  # the API's answers: msgspec Structs, no web framework
 from metastream.errors import AmbiguousReference, MetastreamError, ReferenceNotFound
 from metastream.query.client import Client
 from metastream.query.views import (
@@ -29,69 +29,13 @@ from metastream.query.views import (
     RunView,
     Steps,
     StepView,
+    View,
+    view_of,
 )
 from metastream.schemas.jsonform import from_json_form
 
 T = TypeVar("T")
 PAGE = 200
-
-
-# The API's answers, as far as the client reads them (``metastream.api.models`` has the
-# whole schema; the query layer does not import the API).
-class _Step(msgspec.Struct):
-    id: uuid.UUID
-    name: str
-    run_id: uuid.UUID
-    status: str | None
-    created: datetime.datetime | None
-    finished: datetime.datetime | None
-    error: str | None
-    metadata: dict[str, Any]
-
-
-class _Member(msgspec.Struct):
-    id: uuid.UUID
-
-
-class _Run(msgspec.Struct):
-    id: uuid.UUID
-    name: str
-    pipeline_name: str | None
-    status: str | None
-    created: datetime.datetime | None
-    finished: datetime.datetime | None
-    error: str | None
-    metadata: dict[str, Any]
-    steps: list[_Step]
-    artifacts: list[_Member]
-
-
-class _RunList(msgspec.Struct):
-    runs: list[_Member]
-    next_cursor: str | None
-
-
-class _Version(msgspec.Struct):
-    id: uuid.UUID
-    name: str
-    version: str
-    run_id: uuid.UUID | None
-    created: datetime.datetime | None
-    metadata: dict[str, Any]
-    step_id: uuid.UUID | None = None
-    uri: str | None = None
-
-
-class _Entry(msgspec.Struct):
-    position: int
-    event_id: uuid.UUID
-    logged_at: datetime.datetime
-    value: Any
-    component: str | None
-
-
-class _History(msgspec.Struct):
-    entries: list[_Entry]
 
 
 class RemoteError(MetastreamError, RuntimeError):
@@ -144,30 +88,22 @@ class RemoteClient(Client):
         return msgspec.json.decode(response.content, type=type)
 
     def _version(
-        self, collection: str, ref: str | uuid.UUID, version: str | int | None
-    ) -> _Version:
+        self, collection: str, ref: str | uuid.UUID, version: str | int | None, answer: type[T]
+    ) -> T:
         """An artifact or model version (``collection``: its path) by id, or name and version."""
         number = None if version is None else str(version)
-        return self._get(f"/{collection}/{_path(ref)}", _Version, version=number)
+        return self._get(f"/{collection}/{_path(ref)}", answer, version=number)
 
     # -- the reference's fetch API -----------------------------------------
 
     def get_pipeline_run(
         self, name_id_or_prefix: str | uuid.UUID, *, rollups: bool = True
     ) -> RunView:
-        run = self._get(f"/runs/{_path(name_id_or_prefix)}", _Run, rollups=str(rollups).lower())
-        steps = {s.name: _step(s) for s in run.steps}
-        return RunView(
-            id=run.id,
-            name=run.name,
-            pipeline_name=run.pipeline_name,
-            status=run.status,
-            created=run.created,
-            finished=run.finished,
-            error=run.error,
-            steps=Steps(run.name, steps),
-            run_metadata=_metadata(run.metadata),
+        run = self._get(
+            f"/runs/{_path(name_id_or_prefix)}", models.Run, rollups=str(rollups).lower()
         )
+        steps = {s.name: _view(StepView, s) for s in run.steps}
+        return _view(RunView, run, steps=Steps(run.name, steps))
 
     def list_pipeline_runs(
         self, pipeline_name: str | None = None, *, size: int | None = None, rollups: bool = True
@@ -176,7 +112,9 @@ class RemoteClient(Client):
         cursor = None
         while size is None or len(ids) < size:
             limit = PAGE if size is None else min(PAGE, size - len(ids))
-            page = self._get("/runs", _RunList, pipeline=pipeline_name, limit=limit, cursor=cursor)
+            page = self._get(
+                "/runs", models.RunList, pipeline=pipeline_name, limit=limit, cursor=cursor
+            )
             ids += [r.id for r in page.runs]
             cursor = page.next_cursor
             if cursor is None:
@@ -184,26 +122,19 @@ class RemoteClient(Client):
         return [self.get_pipeline_run(i, rollups=rollups) for i in ids]
 
     def get_run_step(self, step_run_id: str | uuid.UUID) -> StepView:
-        return _step(self._get(f"/steps/{_path(step_run_id)}", _Step))
+        return _view(StepView, self._get(f"/steps/{_path(step_run_id)}", models.Step))
 
     def get_artifact_version(
         self, name_id_or_prefix: str | uuid.UUID, version: str | int | None = None
     ) -> ArtifactVersionView:
-        found = self._version("artifact-versions", name_id_or_prefix, version)
-        return ArtifactVersionView(
-            id=found.id,
-            name=found.name,
-            version=found.version,
-            run_id=found.run_id,
-            step_id=found.step_id,
-            uri=found.uri,
-            created=found.created,
-            run_metadata=_metadata(found.metadata),
+        found = self._version(
+            "artifact-versions", name_id_or_prefix, version, models.ArtifactVersion
         )
+        return _view(ArtifactVersionView, found)
 
     def get_run_artifacts(self, run: RunView | str | uuid.UUID) -> list[ArtifactVersionView]:
         ref = run.id if isinstance(run, RunView) else run
-        found = self._get(f"/runs/{_path(ref)}", _Run, rollups="false")
+        found = self._get(f"/runs/{_path(ref)}", models.Run, rollups="false")
         return [self.get_artifact_version(a.id) for a in found.artifacts]
 
     def get_model_version(
@@ -212,20 +143,13 @@ class RemoteClient(Client):
         model_version_name_or_number_or_id: str | int | None = None,
     ) -> ModelVersionView:
         version = model_version_name_or_number_or_id
-        found = self._version("model-versions", model_name_or_id, version)
-        return ModelVersionView(
-            id=found.id,
-            name=found.name,
-            version=found.version,
-            run_id=found.run_id,
-            created=found.created,
-            run_metadata=_metadata(found.metadata),
-        )
+        found = self._version("model-versions", model_name_or_id, version, models.ModelVersion)
+        return _view(ModelVersionView, found)
 
     def get_metadata_history(
         self, entity: RunView | StepView | ArtifactVersionView | ModelVersionView, key: str
     ) -> list[HistoryEntry]:
-        found = self._get(f"/entities/{entity.id}/history", _History, key=key)
+        found = self._get(f"/entities/{entity.id}/history", models.History, key=key)
         return [
             HistoryEntry(
                 position=e.position,
@@ -251,14 +175,6 @@ def _path(ref: str | uuid.UUID) -> str:
     return urllib.parse.quote(text, safe="")
 
 
-def _step(step: _Step) -> StepView:
-    return StepView(
-        id=step.id,
-        name=step.name,
-        run_id=step.run_id,
-        status=step.status,
-        created=step.created,
-        finished=step.finished,
-        error=step.error,
-        run_metadata=_metadata(step.metadata),
-    )
+def _view(view: type[View], answer: Any, **given: Any) -> View:
+    """The query view of an API answer: the same fields, the metadata read back exactly."""
+    return view_of(view, answer, _metadata(answer.metadata), **given)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 
 def utc(ts: float | None) -> datetime.datetime | None:
@@ -85,6 +86,20 @@ class ModelVersionView:
     run_id: uuid.UUID | None
     created: datetime.datetime | None
     run_metadata: dict[str, Any] = field(repr=False)
+
+
+View = TypeVar("View", StepView, RunView, ArtifactVersionView, ModelVersionView)
+
+
+def view_of(view: type[View], record: Any, run_metadata: dict[str, Any], **given: Any) -> View:
+    """A ``view`` with ``run_metadata``, ``given``, and ``record``'s attributes of the same
+    names for its other fields (a registry member, an answer of the HTTP API)."""
+    copied = {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(view)
+        if f.name != "run_metadata" and f.name not in given
+    }
+    return view(**copied, **given, run_metadata=run_metadata)
 
 
 @dataclass(frozen=True, slots=True)
