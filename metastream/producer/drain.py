@@ -130,11 +130,7 @@ class SpoolDrainer:
         return sent
 
     def _reconnect(self) -> bool:
-        try:
-            self.transport.connect(self.redis_url)
-        except TransportError:
-            return False
-        return True
+        return self.transport.try_connect(self.redis_url)
 
     def _run(self) -> None:
         pause = self.interval

@@ -325,13 +325,7 @@ class Sender:
     def _reconnect_now(self) -> bool:
         """After a failed resend: whether Redis answers a new connection (for ``Resender``)."""
         url = self.redis_url or config.redis_url(self.settings)
-        if url is None:
-            return False
-        try:
-            self.transport.connect(url)
-        except TransportError:
-            return False
-        return True
+        return url is not None and self.transport.try_connect(url)
 
     def _claim_orphans(self, now: float) -> None:
         self._next_scan = now + ORPHAN_SCAN

@@ -84,6 +84,14 @@ class Transport:
         self._conn = conn
         self._sock = cast(socket.socket, conn._sock)
 
+    def try_connect(self, url: str) -> bool:
+        """``connect``, for a caller that only needs to know whether Redis answered."""
+        try:
+            self.connect(url)
+        except TransportError:
+            return False
+        return True
+
     def send(self, bodies: list[bytes]) -> None:
         """Add every body to the stream, or raise ``TransportError`` with those not acknowledged.
 
