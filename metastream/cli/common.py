@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from metastream.cli.colour import Styled
 from metastream.config import Settings
+from metastream.errors import MetastreamError
 from metastream.schemas.text import escape_controls
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -32,6 +33,28 @@ def configure_logging(level: str) -> None:
     import logging
 
     logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+
+
+def run_alone(
+    prog: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    handler: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+) -> int:
+    """One command without the rest of the CLI (``python -m metastream.consumer``, ...).
+
+    ``--db`` and the command's own arguments; a ``MetastreamError`` is one
+    line on stderr and exit code 1, as in ``metastream.cli.main``.
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--db", help="the SQLite database")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return handler(args)
+    except MetastreamError as exc:
+        print(f"metastream: {escape_controls(str(exc))}", file=sys.stderr)
+        return 1
 
 
 def settings(args: argparse.Namespace) -> Settings:

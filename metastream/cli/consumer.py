@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from metastream import config
-from metastream.cli.common import add_log_level, configure_logging
+from metastream.cli.common import add_log_level, configure_logging, run_alone
 from metastream.cli.common import settings as settings_of
 from metastream.errors import MetastreamError, NotRunning
 from metastream.urls import connection_problem, is_auth_failure, scrub
@@ -24,12 +23,8 @@ def register(sub: Any) -> None:
             "from METASTREAM_REDIS_URL, else from the local stack (`metastream up`)."
         ),
     )
-    add_arguments(parser)
-    parser.set_defaults(handler=consume)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_log_level(parser)
+    parser.set_defaults(handler=consume)
 
 
 def consume(args: argparse.Namespace) -> int:
@@ -56,12 +51,4 @@ def _explained(exc: MetastreamError, url: str | None) -> MetastreamError:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m metastream.consumer``: ``consume`` without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m metastream.consumer")
-    parser.add_argument("--db", help="the SQLite database")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return consume(args)
-    except MetastreamError as exc:
-        print(f"metastream: {exc}", file=sys.stderr)
-        return 1
+    return run_alone("python -m metastream.consumer", add_log_level, consume, argv)

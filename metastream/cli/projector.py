@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from metastream.cli.common import add_log_level, configure_logging, echo
+from metastream.cli.common import add_log_level, configure_logging, echo, run_alone
 from metastream.cli.common import settings as settings_of
-from metastream.errors import StoreError
 
 
 def register(sub: Any) -> None:
@@ -81,12 +79,4 @@ def _list_quarantined(db: Any) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m metastream.projections``: ``project`` without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m metastream.projections")
-    parser.add_argument("--db", help="the SQLite database")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return project(args)
-    except StoreError as exc:
-        print(f"metastream: {exc}", file=sys.stderr)
-        return 1
+    return run_alone("python -m metastream.projections", add_arguments, project, argv)
