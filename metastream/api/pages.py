@@ -8,6 +8,7 @@ one renderer (this one) draws both the first view and every update.
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -23,7 +24,7 @@ from metastream.api.readers import parse_as_of, reader_of
 from metastream.api.render import cards, human_size, is_web_link, short_number, value_html
 from metastream.api.security import COOKIE, token_matches
 from metastream.durations import human_duration
-from metastream.query import browse
+from metastream.query import Reader, browse
 from metastream.query.compare import MAX_COMPARED
 
 PAGE_SIZE: Final = 50
@@ -135,11 +136,18 @@ def step_page(
     reader = reader_of(state)
     position = reader.applied_through()
     found = entities.step(reader, step_id, as_of=parse_as_of(as_of))
-    registered = browse.registration(reader, found.run_id.bytes)  # the run's name, not its steps
-    run = {"id": found.run_id, "name": registered.name if registered else str(found.run_id)}
+    run = _run_crumb(reader, found.run_id)
     return render(
         "step.html", step=found, run=run, as_of=as_of or "", head=position, position=position
     )
+
+
+def _run_crumb(reader: Reader, run_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """The run a page's entity belongs to, for its breadcrumb: its id and name."""
+    if run_id is None:
+        return None
+    registered = browse.registration(reader, run_id.bytes)  # the run's name, not its steps
+    return {"id": run_id, "name": registered.name if registered else str(run_id)}
 
 
 @get("/artifact-versions/{ref:str}", sync_to_thread=True, include_in_schema=False)
@@ -152,7 +160,7 @@ def artifact_page(
     reader = reader_of(state)
     position = reader.applied_through()
     found = entities.artifact_version(reader, ref, version, as_of=parse_as_of(as_of))
-    return _version_page(found, as_of, position)
+    return _version_page(found, _run_crumb(reader, found.run_id), as_of, position)
 
 
 @get("/model-versions/{ref:str}", sync_to_thread=True, include_in_schema=False)
@@ -165,17 +173,21 @@ def model_page(
     reader = reader_of(state)
     position = reader.applied_through()
     found = entities.model_version(reader, ref, version, as_of=parse_as_of(as_of))
-    return _version_page(found, as_of, position)
+    return _version_page(found, _run_crumb(reader, found.run_id), as_of, position)
 
 
 def _version_page(
-    found: models.ArtifactVersion | models.ModelVersion, as_of: str | None, position: int
+    found: models.ArtifactVersion | models.ModelVersion,
+    run: dict[str, Any] | None,
+    as_of: str | None,
+    position: int,
 ) -> Response[str]:
     """An artifact or a model version: one template (models have no URI)."""
     uri = found.uri if isinstance(found, models.ArtifactVersion) else None
     return render(
         "version.html",
         entity=found,
+        run=run,
         kind="artifact" if isinstance(found, models.ArtifactVersion) else "model",
         web_uri=uri is not None and is_web_link(uri),
         as_of=as_of or "",

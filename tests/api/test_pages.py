@@ -51,6 +51,7 @@ def test_entity_pages(client: Client, sample: Sample) -> None:
     artifact = client.get(f"/artifact-versions/{sample.artifact_id}").text
     assert "dataset" in artifact
     assert "rows" in artifact
+    assert ">run-0</a> / artifact version" in artifact  # the run that made it, by name
     model = client.get("/model-versions/classifier?version=1").text
     assert "auc" in model
 
