@@ -308,8 +308,8 @@ function drawPlot() {
     const crowded = gap < 170;
     const last = j === keys.length - 1;
     // a centred title may use the width up to the next title of its row; an outer one
-    // runs one way only, up to half that
-    const room = (crowded ? 2 * gap : gap) / (j === 0 || last ? 2 : 1) + (j === 0 || last ? 60 : 0);
+    // runs one way only, from 12 px outside its axis, up to where its neighbour's begins
+    const room = (crowded ? 2 * gap : gap) / (j === 0 || last ? 2 : 1) + (j === 0 || last ? 12 : 0);
     const anchor = j === 0 ? "start" : last ? "end" : "middle";  // the outer titles stay inside
     const tx = j === 0 ? xs[j] - 12 : last ? xs[j] + 12 : xs[j];
     const title = svg("text", { x: tx, y: crowded && j % 2 ? 27 : 12, "text-anchor": anchor, class: "pc-title" }, shorten(s.row.key, Math.floor(room / 7.5)));
