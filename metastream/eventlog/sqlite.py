@@ -76,6 +76,12 @@ def placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``SQL_PARAMS``: one query's ``IN (...)`` each."""
+    for start in range(0, len(items), SQL_PARAMS):
+        yield items[start : start + SQL_PARAMS]
+
+
 def open_connection(
     path: str | Path, *, readonly: bool = False, synchronous: str = "FULL"
 ) -> sqlite3.Connection:
@@ -255,8 +261,7 @@ def read_bodies(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[
 def read_at(conn: sqlite3.Connection, positions: Sequence[int]) -> list[LogRecord]:
     wanted = sorted(set(positions))
     out: list[LogRecord] = []
-    for start in range(0, len(wanted), SQL_PARAMS):
-        chunk = wanted[start : start + SQL_PARAMS]
+    for chunk in chunks(wanted):
         rows = conn.execute(
             "SELECT position, event_id, body FROM log_events "
             f"WHERE position IN ({placeholders(len(chunk))}) ORDER BY position",
@@ -269,8 +274,7 @@ def read_at(conn: sqlite3.Connection, positions: Sequence[int]) -> list[LogRecor
 def positions_of(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> dict[bytes, int]:
     """The log positions of those of ``event_ids`` that are in the log."""
     out: dict[bytes, int] = {}
-    for start in range(0, len(event_ids), SQL_PARAMS):
-        chunk = event_ids[start : start + SQL_PARAMS]
+    for chunk in chunks(event_ids):
         out.update(
             (bytes(e), p)
             for e, p in conn.execute(
@@ -285,8 +289,7 @@ def positions_of(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> dict[b
 def contains(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> set[bytes]:
     found: set[bytes] = set()
     ids = list(event_ids)
-    for start in range(0, len(ids), SQL_PARAMS):
-        chunk = ids[start : start + SQL_PARAMS]
+    for chunk in chunks(ids):
         rows = conn.execute(
             f"SELECT event_id FROM log_events WHERE event_id IN ({placeholders(len(chunk))})",
             chunk,

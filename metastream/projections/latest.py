@@ -89,7 +89,6 @@ CREATE TABLE IF NOT EXISTS rejections (
 """
 
 _REGISTERING: Final = (RunStarted, StepStarted, ArtifactVersionRegistered, ModelVersionRegistered)
-_N: Final = logdb.SQL_PARAMS
 _in = logdb.placeholders
 
 # Plain tuples on the hot path: a NamedTuple costs a Python-level __new__ per value.
@@ -356,8 +355,7 @@ class LatestProjection(Projection):
     def _write_history(conn: sqlite3.Connection, by_entity: dict[bytes, list[int]]) -> None:
         existing: dict[tuple[bytes, int], bytes] = {}
         entities = list(by_entity)
-        for start in range(0, len(entities), _N):
-            chunk = entities[start : start + _N]
+        for chunk in logdb.chunks(entities):
             lowest = min(min(by_entity[e]) for e in chunk) >> pos.BUCKET_BITS
             for entity, bucket, packed in conn.execute(
                 "SELECT entity, bucket, positions FROM history "
@@ -380,8 +378,7 @@ class LatestProjection(Projection):
     ) -> None:
         entities = list(values)
         current: dict[bytes, dict[str, Row]] = {}
-        for start in range(0, len(entities), _N):
-            chunk = entities[start : start + _N]
+        for chunk in logdb.chunks(entities):
             for entity, key, event_id, value, all_dicts, component in conn.execute(
                 "SELECT entity, key, event_id, value, all_dicts, component FROM latest "
                 f"WHERE entity IN ({_in(len(chunk))})",
@@ -425,8 +422,7 @@ def encode_map(values: dict[str, bytes]) -> bytes:
 def latest_maps(conn: sqlite3.Connection, entities: Sequence[bytes]) -> dict[bytes, Any]:
     """``{entity: {key: latest value}}`` (decoded, keys sorted); entities without values omitted."""
     out: dict[bytes, Any] = {}
-    for start in range(0, len(entities), _N):
-        chunk = entities[start : start + _N]
+    for chunk in logdb.chunks(entities):
         for entity, data in conn.execute(
             f"SELECT entity, metadata FROM latest_maps WHERE entity IN ({_in(len(chunk))})",
             chunk,
@@ -507,9 +503,7 @@ def set_aside(
     """
     candidates = {"rejections": "candidates", "pending": "'[]'"}[table]
     chunks: list[Sequence[bytes] | None] = (
-        [event_ids[i : i + _N] for i in range(0, len(event_ids), _N)]
-        if event_ids is not None
-        else [None]
+        list(logdb.chunks(event_ids)) if event_ids is not None else [None]
     )
     out: list[SetAsideRow] = []
     for chunk in chunks:
@@ -529,8 +523,7 @@ def short_values(
     conn: sqlite3.Connection, entities: Sequence[bytes], max_bytes: int
 ) -> Iterator[tuple[bytes, str, bytes]]:
     """``(entity, key, encoded value)`` of the latest values of at most ``max_bytes``."""
-    for start in range(0, len(entities), _N):
-        chunk = entities[start : start + _N]
+    for chunk in logdb.chunks(entities):
         for entity, key, value in conn.execute(
             "SELECT entity, key, value FROM latest WHERE length(value) <= ? AND entity IN "
             f"({_in(len(chunk))})",

@@ -94,8 +94,7 @@ def quarantined(
         ).fetchall()
     else:
         rows = []
-        for start in range(0, len(event_ids), logdb.SQL_PARAMS):
-            chunk = event_ids[start : start + logdb.SQL_PARAMS]
+        for chunk in logdb.chunks(event_ids):
             rows += conn.execute(
                 "SELECT projection, position, event_id, reason FROM quarantine "
                 f"WHERE event_id IN ({logdb.placeholders(len(chunk))})",

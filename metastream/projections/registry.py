@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from metastream.eventlog.sqlite import SQL_PARAMS, placeholders
+from metastream.eventlog.sqlite import chunks, placeholders
 from metastream.projections.base import Projection, Records
 from metastream.schemas import (
     ArtifactVersionRegistered,
@@ -173,8 +173,7 @@ Query = tuple[str, tuple[Any, ...]]
 
 def registered(conn: sqlite3.Connection, ids: Sequence[bytes]) -> Iterator[tuple[bytes, str, int]]:
     """``(id, kind, registration position)`` of those of ``ids`` that are registered."""
-    for start in range(0, len(ids), SQL_PARAMS):
-        chunk = ids[start : start + SQL_PARAMS]
+    for chunk in chunks(ids):
         yield from conn.execute(
             "SELECT id, kind, position FROM entities "
             f"WHERE position IS NOT NULL AND id IN ({placeholders(len(chunk))})",
@@ -371,8 +370,7 @@ def steps_of_runs(
     conn: sqlite3.Connection, run_ids: Sequence[bytes]
 ) -> Iterator[tuple[bytes, bytes, str]]:
     """``(step id, run id, step name)`` of the registered steps of ``run_ids``."""
-    for start in range(0, len(run_ids), SQL_PARAMS):
-        chunk = run_ids[start : start + SQL_PARAMS]
+    for chunk in chunks(run_ids):
         for step_id, run_id, name in conn.execute(
             "SELECT id, run_id, name FROM entities WHERE kind='step_run' AND position IS NOT NULL"
             f" AND run_id IN ({placeholders(len(chunk))})",
