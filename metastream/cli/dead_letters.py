@@ -12,13 +12,12 @@ import redis
 from metastream import config
 from metastream.cli.common import echo
 from metastream.cli.common import settings as settings_of
-from metastream.cli.render import safe
+from metastream.cli.render import clip, columns, safe
 from metastream.config import Settings
 from metastream.durations import short_age
 from metastream.errors import MetastreamError, NotRunning
 from metastream.urls import connection_problem
 
-REASON_WIDTH = 60
 ENTRY_ID: Final = re.compile(r"^\d+(-\d+)?$")
 """A stream entry id as Redis writes it (milliseconds-sequence); ``list`` shows them."""
 
@@ -67,11 +66,6 @@ def _client(settings: Settings) -> redis.Redis:
     return client
 
 
-def _clip(text: str, width: int) -> str:
-    text = safe(" ".join(text.split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from metastream.consumer.dead_letters import DeadLetter, iter_dead_letters
 
@@ -93,16 +87,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = [("ID", "REASON", "ORIGINAL ENTRY", "AGE")] + [
         (
             d.id,
-            _clip(d.reason, REASON_WIDTH),
+            clip(d.reason),
             safe(f"{d.stream} {d.entry_id}"),
             short_age(d.age(now)),
         )
         for d in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
-    for row in table:
-        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
-        echo("  ".join([*cells, row[3]]))
+    echo(columns(table))
     if total > len(rows):
         echo(f"({len(rows):,} of {total:,} shown)")
     return 0

@@ -19,7 +19,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from metastream.cli.colour import PLAIN, Palette, join
@@ -139,6 +139,25 @@ def _table(items: Iterable[tuple[str, Any]], indent: str) -> list[str]:
         return []
     width = min(max(len(k) for k, _ in rows), 40)
     return [f"{indent}{k:<{width}}  {v}" for k, v in rows]
+
+
+REASON_WIDTH: Final = 60
+"""How much of a reason ``dead-letters list`` and ``spool list`` show."""
+
+
+def clip(text: str, width: int = REASON_WIDTH) -> str:
+    """``text`` on one line, shown :func:`safe`, cut to ``width`` characters with an ellipsis."""
+    text = safe(" ".join(text.split()))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows (the first one the header) as lines of aligned columns; the last one unpadded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
+        for row in rows
+    ]
 
 
 def table(

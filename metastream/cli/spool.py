@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from metastream.cli.common import settings as settings_of
-from metastream.cli.render import safe
+from metastream.cli.render import clip, columns
 from metastream.durations import short_age
-
-REASON_WIDTH = 60
 
 
 def register(sub: Any) -> None:
@@ -41,18 +38,6 @@ def register(sub: Any) -> None:
     retry.set_defaults(handler=cmd_retry)
 
 
-def _clip(text: str, width: int) -> str:
-    text = safe(" ".join(text.split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        print("  ".join([*cells, row[-1]]).rstrip())
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from metastream.producer.setaside import set_aside_files
     from metastream.producer.summary import spooled_files
@@ -72,7 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
             for f in waiting
         ]
-        _table(rows)
+        print("\n".join(columns(rows)))
         total = sum(f.events for f in waiting)
         print(f"{total:,} events in {len(waiting)} file(s), sent by the stack when it is up")
     if aside:
@@ -80,10 +65,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print()
         print("set aside (Redis would not take them; `metastream spool retry FILE|--all`):")
         rows = [("FILE", "EVENTS", "REASON", "AGE")] + [
-            (a.path.name, f"{a.events:,}", _clip(a.reason, REASON_WIDTH), short_age(a.age(now)))
-            for a in aside
+            (a.path.name, f"{a.events:,}", clip(a.reason), short_age(a.age(now))) for a in aside
         ]
-        _table(rows)
+        print("\n".join(columns(rows)))
     return 0
 
 
