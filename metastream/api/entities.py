@@ -8,6 +8,7 @@ point is read by ``metastream.query.as_of``, as the CLI's ``--as-of`` reads it.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any, TypeVar
 
@@ -19,7 +20,6 @@ from metastream.errors import ReferenceNotFound
 from metastream.query import Reader, browse
 from metastream.query.as_of import run_as_of, step_as_of, version_as_of
 from metastream.query.compare import MAX_COMPARED, compare
-from metastream.query.views import StepView
 from metastream.schemas import as_uuid
 from metastream.schemas.jsonform import json_form, metadata_json_form
 
@@ -30,18 +30,16 @@ def _member(m: browse.Member) -> models.Member:
     return models.Member(m.id, m.kind, m.name, m.version, m.status, m.created)
 
 
-def _step_model(view: StepView, as_of: models.AsOf | None = None) -> models.Step:
-    return models.Step(
-        id=view.id,
-        name=view.name,
-        run_id=view.run_id,
-        status=view.status,
-        created=view.created,
-        finished=view.finished,
-        error=view.error,
-        metadata=view.run_metadata,
-        as_of=as_of,
-    )
+M = TypeVar("M", models.Step, models.Run, models.ArtifactVersion, models.ModelVersion)
+
+
+def _model(model: type[M], view: Any, **given: Any) -> M:
+    """The API model of a query view: the view's fields, ``metadata`` its ``run_metadata``."""
+    fields = {
+        f.name: getattr(view, f.name) for f in dataclasses.fields(view) if f.name not in given
+    }
+    fields["metadata"] = fields.pop("run_metadata")
+    return model(**fields, **given)
 
 
 def _point(as_of: models.AsOf | None) -> dict[str, Any]:
@@ -61,16 +59,10 @@ def run(
         view = reader.run_by_id(run_id, rollups=rollups)
     else:
         view = run_as_of(reader, run_id, rollups=rollups, **point)
-    return models.Run(
-        id=view.id,
-        name=view.name,
-        pipeline_name=view.pipeline_name,
-        status=view.status,
-        created=view.created,
-        finished=view.finished,
-        error=view.error,
-        metadata=view.run_metadata,
-        steps=[_step_model(s) for s in view.steps.values()],
+    return _model(
+        models.Run,
+        view,
+        steps=[_model(models.Step, s) for s in view.steps.values()],
         artifacts=[_member(m) for m in browse.members(reader, run_id, "artifact_version", **point)],
         models=[_member(m) for m in browse.members(reader, run_id, "model_version", **point)],
         as_of=as_of,
@@ -86,7 +78,7 @@ def step(
         view = reader.step(uuid.UUID(bytes=step_id))
     else:
         view = step_as_of(reader, step_id, **_point(as_of))
-    return _step_model(view, as_of)
+    return _model(models.Step, view, as_of=as_of)
 
 
 def artifact_version(
@@ -96,17 +88,7 @@ def artifact_version(
     view = reader.artifact_version(ref, version)
     if as_of is not None:
         view = version_as_of(reader, view, **_point(as_of))
-    return models.ArtifactVersion(
-        id=view.id,
-        name=view.name,
-        version=view.version,
-        run_id=view.run_id,
-        step_id=view.step_id,
-        uri=view.uri,
-        created=view.created,
-        metadata=view.run_metadata,
-        as_of=as_of,
-    )
+    return _model(models.ArtifactVersion, view, as_of=as_of)
 
 
 def model_version(
@@ -116,15 +98,7 @@ def model_version(
     view = reader.model_version(ref, version)
     if as_of is not None:
         view = version_as_of(reader, view, **_point(as_of))
-    return models.ModelVersion(
-        id=view.id,
-        name=view.name,
-        version=view.version,
-        run_id=view.run_id,
-        created=view.created,
-        metadata=view.run_metadata,
-        as_of=as_of,
-    )
+    return _model(models.ModelVersion, view, as_of=as_of)
 
 
 def history(reader: Reader, entity_id: str, key: str) -> models.History:
