@@ -516,6 +516,8 @@ def set_aside(
                 chunk or (),
             )
         )
+    if len(chunks) > 1:  # each chunk is in log order, not the chunks one after another
+        out.sort(key=lambda row: row[0])
     return out
 
 
