@@ -8,6 +8,7 @@ from typing import Any, Final
 import msgspec
 
 from metastream.api import models
+from metastream.api.readers import MAX_POSITION
 from metastream.query import Reader
 from metastream.schemas import RawMetadataLogged, decode_stored, decode_value
 from metastream.schemas.jsonform import json_form
@@ -34,7 +35,7 @@ def events_after(reader: Reader, after: int, limit: int) -> models.EventPage:
     Only events the views have applied: a client that reads one can then read
     what it changed.
     """
-    if not 0 <= after < 2**63:
+    if not 0 <= after <= MAX_POSITION:
         raise ValueError(f"after must be a log position (0 or more), not {after}")
     if not 1 <= limit <= MAX_EVENTS:
         raise ValueError(f"limit must be between 1 and {MAX_EVENTS}, not {limit}")
