@@ -21,11 +21,12 @@ from litestar.response import Redirect
 
 from metastream.api import entities, models
 from metastream.api.readers import parse_as_of, reader_of
-from metastream.api.render import cards, human_size, is_web_link, short_number, value_html
+from metastream.api.render import cards, is_web_link, short_number, value_html
 from metastream.api.security import COOKIE, token_matches
 from metastream.durations import human_duration
 from metastream.query import Reader, browse
 from metastream.query.compare import MAX_COMPARED
+from metastream.sizes import human_size
 
 PAGE_SIZE: Final = 50
 METRIC_COLUMNS: Final = 4

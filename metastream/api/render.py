@@ -18,8 +18,8 @@ from markupsafe import Markup, escape
 
 from metastream.schemas import DType, Path, StorageSize, Uri
 from metastream.schemas.text import escape_controls
+from metastream.sizes import human_size
 
-_UNITS: Final = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 INLINE_ITEMS: Final = 8
 """Lists of at most this many scalars are shown on one line."""
 
@@ -33,16 +33,6 @@ def is_web_link(text: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
-
-
-def human_size(size: int) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    value = float(size)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size:,} bytes"  # pragma: no cover
 
 
 def short_number(value: int | float) -> str:
