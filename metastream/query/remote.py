@@ -5,7 +5,8 @@ versions with their metadata, values of the types that were logged (the
 API's JSON form is read back exactly). A server that needs a token gets it
 from ``token=`` or ``$METASTREAM_UI_TOKEN``. Errors are the local client's:
 ``ReferenceNotFound`` (a ``KeyError``) for an unknown reference,
-``AmbiguousReference``/``ValueError`` for a bad one.
+``AmbiguousReference``/``ValueError`` for a bad one, ``LogElsewhere`` for a
+read that needs a log the server cannot read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import httpx
 import msgspec
 
 from metastream.api import models  # the API's answers: msgspec Structs, no web framework
-from metastream.errors import AmbiguousReference, MetastreamError, ReferenceNotFound
+from metastream.errors import (
+    AmbiguousReference,
+    LogElsewhere,
+    MetastreamError,
+    ReferenceNotFound,
+)
 from metastream.query.client import Client
 from metastream.query.views import (
     ArtifactVersionView,
@@ -84,6 +90,8 @@ class RemoteClient(Client):
                 raise AmbiguousReference(message, list(problem["candidates"]))
             if response.status_code == 400:
                 raise ValueError(message)
+            if response.status_code == 501:  # the server's log is in another storage
+                raise LogElsewhere(message)
             raise RemoteError(f"{self.url}{path}: {response.status_code} {message}")
         return msgspec.json.decode(response.content, type=type)
 

@@ -6,12 +6,13 @@ import datetime
 import math
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from metastream import Client
 from metastream.api import create_app
 from metastream.api.serving import BackgroundServer
-from metastream.errors import AmbiguousReference, ReferenceNotFound
+from metastream.errors import AmbiguousReference, LogElsewhere, ReferenceNotFound
 from metastream.query.remote import RemoteClient
 from metastream.schemas import DType, StorageSize, Uri, values_equal
 from tests.api.sample import Sample, ingest
@@ -83,3 +84,14 @@ def test_remote_errors_are_the_local_ones(server: BackgroundServer) -> None:
             remote.get_pipeline_run("run")
     with Client(url=server.url, token="wrong") as denied, pytest.raises(Exception, match="401"):
         denied.get_pipeline_run("run-0")
+
+
+def test_a_log_elsewhere_is_the_local_error() -> None:
+    problem = {"status": 501, "message": "the event log is in redis://…", "candidates": None}
+    with RemoteClient(url="http://metadata.test") as remote:
+        remote.http = httpx.Client(
+            base_url="http://metadata.test/api/v1",
+            transport=httpx.MockTransport(lambda _: httpx.Response(501, json=problem)),
+        )
+        with pytest.raises(LogElsewhere, match="redis://"):
+            remote.get_pipeline_run("run-0")
