@@ -17,6 +17,7 @@ from typing import Any
 
 from metastream.cli import views
 from metastream.cli.common import settings as settings_of
+from metastream.cli.render import json_text
 from metastream.schemas import ENTITY_KINDS, AnyEvent, MetadataLogged
 from metastream.schemas.jsonform import json_form
 from metastream.schemas.text import escape_controls
@@ -86,6 +87,11 @@ def event_json(event: AnyEvent) -> dict[str, Any]:
     return data
 
 
+def json_line(event: AnyEvent) -> str:
+    """One line for ``--json``: :func:`event_json` as JSON, control characters escaped."""
+    return json_text(event_json(event))
+
+
 def _value(value: Any) -> str:
     text = json.dumps(json_form(value), ensure_ascii=False, allow_nan=False)
     return text[1:-1] if text.startswith('"') and isinstance(value, str) else text
@@ -141,11 +147,7 @@ def _tail(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     event_filter = EventFilter.of(args.type, args.pipeline, args.kind, args.key)
-    render = (
-        (lambda e: json.dumps(event_json(e), ensure_ascii=False, allow_nan=False))
-        if args.json
-        else event_line
-    )
+    render = json_line if args.json else event_line
 
     def show(event: AnyEvent) -> None:
         sys.stdout.write(render(event) + "\n")
