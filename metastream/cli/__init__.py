@@ -64,14 +64,15 @@ def _finish(parser: argparse.ArgumentParser) -> None:
     benchmarks make their own) does not offer it. A
     subcommand without a description shows its one-line help under ``-h``.
     """
-    own_db = {id(c) for c in _subparsers(parser) if c.get_default("uses_db") is False}
-    for child in _subparsers(parser):
-        if child.get_default("uses_db") is False:  # makes its own databases (bench, schema)
-            own_db.update(id(c) for c in _subparsers(child))
-    for child in _subparsers(parser):
+    children = _subparsers(parser)
+    own_db: set[int] = set()  # commands that make their own databases (bench, schema), and theirs
+    for child in children:
+        if child.get_default("uses_db") is False:
+            own_db.update(id(c) for c in (child, *_subparsers(child)))
+    for child in children:
         if id(child) not in own_db and "--db" not in child._option_string_actions:
             child.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
-    for holder in (parser, *_subparsers(parser)):
+    for holder in (parser, *children):
         for action in holder._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for choice in action._choices_actions:
