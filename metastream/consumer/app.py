@@ -64,15 +64,15 @@ from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import redis.asyncio as aredis
-from faststream import AckPolicy, FastStream
-from faststream.redis import RedisBroker, StreamSub
+from faststream import FastStream
 from redis.exceptions import RedisError
 
 from metastream import config
 from metastream.config import Settings
 from metastream.constants import PROJECTOR_ENV
 from metastream.consumer import wire
-from metastream.consumer.entries import Entry, decode_batch, parse_batch
+from metastream.consumer.broker import FASTSTREAM_LOGGER, batch_subscriber
+from metastream.consumer.entries import Entry
 from metastream.consumer.group import (
     consumer_name,
     ensure_group,
@@ -140,30 +140,13 @@ class Consumer:
         self.readahead: ReadAhead | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.broker = RedisBroker(
+        self.broker, self.subscriber = batch_subscriber(
             self.url,
-            # No validation of the handler's argument: the decoder already
-            # built it, and pydantic would copy every entry for nothing.
-            serializer=None,  # type: ignore[arg-type]  # typed too narrowly: None is supported
-            # Through the standard logging tree (no colours in log files), and
-            # every batch's "Received"/"Processed" only at DEBUG.
-            logger=logging.getLogger("metastream.faststream"),
-            log_level=logging.DEBUG,
+            stream=settings.stream,
+            group=settings.group,
+            consumer=self.name,
+            max_records=settings.max_records,
             graceful_timeout=GRACEFUL_TIMEOUT,
-            # Commands packed by hiredis, not in Python (``wire.py``).
-            **wire.broker_options(self.url),
-        )
-        self.subscriber = subscriber = self.broker.subscriber(
-            stream=StreamSub(
-                settings.stream,
-                group=settings.group,
-                consumer=self.name,
-                batch=True,
-                max_records=settings.max_records,  # None would read the whole stream at once
-            ),
-            parser=parse_batch,
-            decoder=decode_batch,
-            ack_policy=AckPolicy.MANUAL,
             title="metastream-events",
             description="Events appended to the metastream event log.",
         )
@@ -173,11 +156,11 @@ class Consumer:
                 raise RuntimeError("the consumer is not started")
             await self.readahead.put(entries)
 
-        subscriber(handle)
+        self.subscriber(handle)
         self.app = FastStream(
             self.broker,
             serializer=None,
-            logger=logging.getLogger("metastream.faststream"),
+            logger=FASTSTREAM_LOGGER,
             on_startup=[self.open],
             after_startup=[self.start_background],
             on_shutdown=[self.stop_background],

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Final
 
 import redis.asyncio as aredis
-from faststream import AckPolicy, FastStream
-from faststream.redis import RedisBroker, StreamSub
+from faststream import FastStream
 
 from metastream import config, constants
 from metastream.config import Settings
 from metastream.consumer import wire
-from metastream.consumer.entries import Entry, decode_batch, parse_batch
+from metastream.consumer.broker import FASTSTREAM_LOGGER, batch_subscriber
+from metastream.consumer.entries import Entry
 from metastream.errors import NotRunning
 from metastream.processes import consumer_name
 from metastream.subscriptions.deliver import Deliverer, Handler
@@ -142,25 +142,13 @@ class Subscription:
         self._tasks: list[asyncio.Task[None]] = []
         self.started = asyncio.Event()
         """Set once the subscriber is following the stream (after any catch-up)."""
-        self.broker = RedisBroker(
+        self.broker, subscriber = batch_subscriber(
             url,
-            serializer=None,  # type: ignore[arg-type]  # None is supported: no validation
-            logger=logging.getLogger("metastream.faststream"),
-            log_level=logging.DEBUG,
+            stream=self.keys.stream,
+            group=group,
+            consumer=self.consumer,
+            max_records=options.batch,
             graceful_timeout=GRACEFUL_TIMEOUT,
-            **wire.broker_options(url),  # commands packed by hiredis
-        )
-        subscriber = self.broker.subscriber(
-            stream=StreamSub(
-                self.keys.stream,
-                group=group,
-                consumer=self.consumer,
-                batch=True,
-                max_records=options.batch,
-            ),
-            parser=parse_batch,
-            decoder=decode_batch,
-            ack_policy=AckPolicy.MANUAL,
             title=f"metastream-subscription-{group}",
             description="metastream events for one subscriber group.",
         )
@@ -173,7 +161,7 @@ class Subscription:
         self._subscriber = subscriber
         self.app = FastStream(
             self.broker,
-            logger=logging.getLogger("metastream.faststream"),
+            logger=FASTSTREAM_LOGGER,
             on_startup=[self._open],
             after_startup=[self._start_retries],
             on_shutdown=[self._stop_retries],
