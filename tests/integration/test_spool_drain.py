@@ -166,10 +166,8 @@ def test_spool_files_of_exited_processes_are_sent_by_the_stack_without_another_p
     env_for: Callable[..., dict[str, str]],
     settings: Settings,
     redis_url: str,
-    redis_client: redis.Redis,
     stream: str,
     tmp_path: Path,
-    drainer_for: Callable[[Path, str], SpoolDrainer],
 ) -> None:
     published: list[bytes] = []
     for i in range(2):  # two scripts, run while the stack is down
