@@ -163,5 +163,6 @@ class EventPage(msgspec.Struct, frozen=True):
 
 
 class Status(msgspec.Struct, frozen=True):
-    head: int
+    head: int | None
+    """The log's last position; ``None`` when the log is in another storage (LogElsewhere)."""
     applied_through: int

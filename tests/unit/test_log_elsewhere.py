@@ -7,7 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
+from metastream.api import create_app
 from metastream.api.errors import status_and_message
 from metastream.errors import LogElsewhere
 from metastream.eventlog import MemoryEventLog
@@ -64,6 +66,21 @@ def test_a_projector_on_the_log_in_the_file_forgets_the_other_storage(tmp_path: 
     with Reader(db) as reader:
         assert reader.log_at is None
         assert reader.head() == 0
+
+
+def test_the_api_status_still_answers_for_health_checks_and_history_is_501(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "views.db"
+    run_id = uuid.uuid4()
+    _project(db, _log_with(run_events(4, run_id=run_id, name="r1")), WHERE)
+    with TestClient(app=create_app(db)) as client:
+        status = client.get("/api/v1/status")
+        assert status.status_code == 200
+        assert status.json() == {"head": None, "applied_through": 4}
+        history = client.get("/api/v1/runs/r1/history?key=i")
+        assert history.status_code == 501
+        assert "kept at postgresql://ms:***@db.example/ms" in history.json()["message"]
 
 
 def test_the_api_answers_such_a_read_with_501_and_the_reason() -> None:
