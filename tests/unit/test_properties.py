@@ -109,6 +109,12 @@ def histories(draw: st.DrawFn) -> list[Event]:
     return events
 
 
+def arrival(data: st.DataObject, events: list[Event]) -> tuple[list[Event], list[int]]:
+    """``events`` in an order of arrival, and the positions where a batch ends (``cuts``)."""
+    shuffled = data.draw(st.permutations(events))
+    return shuffled, data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+
+
 async def ingest(path: Path, events: list[Event], cuts: list[int]) -> None:
     async with await Store.open(path) as store:
         start = 0
@@ -141,8 +147,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 def test_incremental_processing_and_replay_give_identical_views(
     data: st.DataObject, events: list[Event]
 ) -> None:
-    shuffled = data.draw(st.permutations(events))
-    cuts = data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+    shuffled, cuts = arrival(data, events)
     incremental, replayed = build(shuffled, cuts)
     assert replayed == incremental
 
@@ -152,8 +157,7 @@ def test_incremental_processing_and_replay_give_identical_views(
 def test_the_latest_view_does_not_depend_on_arrival_order(
     data: st.DataObject, events: list[Event]
 ) -> None:
-    shuffled = data.draw(st.permutations(events))
-    cuts = data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+    shuffled, cuts = arrival(data, events)
     in_order, _ = build(events, [])
     any_order, _ = build(shuffled, cuts)
     assert any_order["latest"] == in_order["latest"]
@@ -254,8 +258,7 @@ def replay_sync(path: Path, poison: bool) -> None:
 def test_a_projector_following_the_log_crashing_anywhere_gives_the_views_of_a_replay(
     data: st.DataObject, events: list[Event], poison: bool
 ) -> None:
-    shuffled = data.draw(st.permutations(events))
-    cuts = data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+    shuffled, cuts = arrival(data, events)
     chunks = data.draw(st.lists(st.integers(1, 12), max_size=4))
     crashes = data.draw(st.lists(st.integers(1, 4), max_size=3))
     tables = (*VIEW_TABLES, "quarantine", "checkpoints")
@@ -298,8 +301,7 @@ def test_each_entitys_map_holds_exactly_its_latest_values(
     data: st.DataObject, events: list[Event]
 ) -> None:
     """``latest_maps`` (read for a run in one decode per entity) equals the ``latest`` rows."""
-    shuffled = data.draw(st.permutations(events))
-    cuts = data.draw(st.lists(st.integers(1, len(events)), max_size=5))
+    shuffled, cuts = arrival(data, events)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.db"
         asyncio.run(ingest(path, shuffled, cuts))
