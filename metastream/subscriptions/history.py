@@ -26,6 +26,7 @@ import httpx
 import msgspec
 
 from metastream.api.models import EventPage, Status
+from metastream.errors import LogElsewhere
 from metastream.schemas import AnyEvent, decode_event, encode_event
 from metastream.schemas.jsonform import from_json_form
 from metastream.subscriptions.filters import Peek, peek, peek_builtins
@@ -109,7 +110,10 @@ class FeedHistory(History):
         return response.content
 
     async def head(self) -> int:
-        return _STATUS_DECODER.decode(await self._get("/api/v1/status")).head
+        head = _STATUS_DECODER.decode(await self._get("/api/v1/status")).head
+        if head is None:  # its log is in another storage: the feed cannot serve it
+            raise LogElsewhere(f"the events feed at {self.url} has no event log to serve")
+        return head
 
     async def page(self, after: int, limit: int = PAGE) -> list[LogItem]:
         page = _PAGE_DECODER.decode(
