@@ -39,15 +39,15 @@ return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 """
 
 
-async def ensure_group(client: aredis.Redis, stream: str, group: str) -> bool:
-    """Create ``group`` on ``stream`` at ``0`` (and the stream); whether it was new."""
+async def ensure_group(client: aredis.Redis, stream: str, group: str, at: str = "0") -> bool:
+    """Create ``group`` on ``stream`` at id ``at`` (and the stream); whether it was new."""
     try:
-        await client.xgroup_create(stream, group, id="0", mkstream=True)
+        await client.xgroup_create(stream, group, id=at, mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
         return False
-    log.info("created consumer group %s on %s at 0", group, stream)
+    log.info("created consumer group %s on %s at %s", group, stream, at)
     return True
 
 

@@ -44,9 +44,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypeAlias
 
 import redis.asyncio as aredis
-from redis.exceptions import ResponseError
 
-from metastream.consumer.group import group_info
+from metastream.consumer.group import ensure_group, group_info
 from metastream.errors import NotRunning
 from metastream.subscriptions.deliver import Deliverer
 from metastream.subscriptions.filters import EventFilter
@@ -117,11 +116,7 @@ async def prepare(
         )
         state = None
     if not exists and from_ == "now":
-        try:
-            await client.xgroup_create(keys.stream, keys.group, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(client, keys.stream, keys.group, at="$")
         state = SwitchState("live")
         await state.save(client, keys.state)
         return state
