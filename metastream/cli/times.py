@@ -1,4 +1,4 @@
-"""Times as the CLI takes them (``--as-of``, ``--since``) and shows them (durations)."""
+"""Times as the CLI takes them: ``--as-of`` and ``--since``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,12 @@ _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_time(text: str, option: str) -> float:
+def parse_time(text: str) -> float:
     """An ISO 8601 time (local time when it has no offset) as Unix seconds.
 
-    ``option`` names the argument in the error (``ValueError``).
+    ``ValueError`` when it is not one: the caller says what else its option takes.
     """
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{option} {text!r} is not an ISO time like 2026-11-23T15:00 or 2026-11-23"
-        ) from None
+    moment = datetime.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()
@@ -33,7 +28,7 @@ def parse_since(text: str, now: float) -> float:
     if match is not None:
         return now - float(match[1]) * _UNIT_SECONDS[match[2]]
     try:
-        return parse_time(text, "--since")
+        return parse_time(text)
     except ValueError:
         raise ValueError(
             f"--since {text!r} is neither a duration like 30m, 2h, 3d, 1w "

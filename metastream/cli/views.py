@@ -170,7 +170,7 @@ def _as_of(text: str) -> dict[str, Any]:
     if text.isdigit():
         return {"position": int(text)}
     try:
-        return {"time": parse_time(text, "--as-of")}
+        return {"time": parse_time(text)}
     except ValueError:
         raise ValueError(
             f"--as-of {text!r} is neither a log position nor an ISO time like 2026-11-23T15:00"
