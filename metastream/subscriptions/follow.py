@@ -30,7 +30,7 @@ from metastream.schemas import decode_event
 from metastream.subscriptions.deliver import Deliverer
 from metastream.subscriptions.filters import EventFilter, Peek, peek
 from metastream.subscriptions.keys import SubscriptionKeys
-from metastream.subscriptions.knowledge import RunKnowledge
+from metastream.subscriptions.knowledge import RunKnowledge, wanted
 from metastream.subscriptions.state import SwitchState
 
 log = logging.getLogger("metastream.subscriptions")
@@ -116,11 +116,7 @@ class Follower:
                 self.skipped += 1
                 done.append(entry.id)
                 continue
-            pipeline = None
-            if self.knowledge is not None:
-                self.knowledge.learn(seen)
-                pipeline = self.knowledge.pipeline_of(seen)
-            if not self.filter.matches(seen, pipeline):
+            if not wanted(self.filter, self.knowledge, seen):
                 done.append(entry.id)
                 continue
             assert entry.data is not None

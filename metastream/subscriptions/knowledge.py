@@ -17,7 +17,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from metastream.schemas.refs import ArtifactByName, ById, ModelByName, RunByName, StepByName
-from metastream.subscriptions.filters import Peek
+from metastream.subscriptions.filters import EventFilter, Peek
 
 
 class RunKnowledge:
@@ -92,3 +92,12 @@ class RunKnowledge:
             return self._run(target.run)
         assert isinstance(target, ArtifactByName | ModelByName)
         return None
+
+
+def wanted(event_filter: EventFilter, knowledge: RunKnowledge | None, event: Peek) -> bool:
+    """Whether ``event`` passes ``event_filter``; ``knowledge``, if kept, learns from it first
+    (from every event read, delivered or not) and tells the filter its pipeline."""
+    if knowledge is None:
+        return event_filter.matches(event, None)
+    knowledge.learn(event)
+    return event_filter.matches(event, knowledge.pipeline_of(event))

@@ -51,7 +51,7 @@ from metastream.subscriptions.deliver import Deliverer
 from metastream.subscriptions.filters import EventFilter
 from metastream.subscriptions.history import PAGE, History, LogItem
 from metastream.subscriptions.keys import SubscriptionKeys
-from metastream.subscriptions.knowledge import RunKnowledge
+from metastream.subscriptions.knowledge import RunKnowledge, wanted
 from metastream.subscriptions.state import SwitchState
 
 log = logging.getLogger("metastream.subscriptions")
@@ -213,11 +213,7 @@ class CatchUp:
         )
 
     async def _deliver(self, item: LogItem) -> None:
-        pipeline = None
-        if self.knowledge is not None:
-            self.knowledge.learn(item.peek)
-            pipeline = self.knowledge.pipeline_of(item.peek)
-        if not self.filter.matches(item.peek, pipeline):
+        if not wanted(self.filter, self.knowledge, item.peek):
             return
         try:
             event = item.event()
