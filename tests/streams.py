@@ -118,18 +118,14 @@ def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
 
 def stop_stack_left_in(home: Path) -> None:
     """Stop whatever a ``stack.json`` under ``home`` says is still running."""
+    from metastream.config import stack_processes
     from metastream.stack.server import stop_pid
 
     stack_file = home / "stack.json"
     if stack_file.exists():
         record = json.loads(stack_file.read_text())
-        pids = [p["pid"] for p in reversed(record.get("processes", []))]
-        for key in ("consumer_pid", "server_pid"):
-            if isinstance(record.get(key), int) and record[key] not in pids:
-                pids.append(record[key])
-        for pid in pids:
-            if isinstance(pid, int):
-                stop_pid(pid, timeout=20)
+        for process in reversed(stack_processes(record)):  # the server last
+            stop_pid(process.pid, timeout=20)
 
 
 def wait_for_sync(
