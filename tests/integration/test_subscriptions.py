@@ -21,7 +21,7 @@ from tests.integration.subscription_helpers import (
     settle,
     subscribed,
 )
-from tests.streams import fill, wait_for
+from tests.streams import fill, head, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -103,8 +103,7 @@ async def _rounds(
                 name: str, history: str, into: list[tuple[str, int, Recorder]]
             ) -> None:
                 await asyncio.sleep(rng.uniform(0, 0.25))
-                head = max(_positions(s.db).values(), default=0)
-                start = rng.choice([0, rng.randint(0, head)])
+                start = rng.choice([0, rng.randint(0, head(s.db))])
                 recorder = Recorder()
                 await running.enter_async_context(
                     subscribed(
