@@ -25,7 +25,6 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metastream.errors import StoreError
 from metastream.eventlog import sqlite as logdb
 from metastream.eventlog.sqlite import open_connection, transaction
 from metastream.projections import LatestProjection, Projector, RegistryProjection, Store
@@ -226,8 +225,6 @@ def follow_with_crashes(
             while True:
                 try:
                     read, _ = projector.step(conn, next(chunk_sizes))
-                except StoreError:
-                    raise
                 except sqlite3.OperationalError:
                     assert not conn.in_transaction  # rolled back
                     projector = _projector(crash_plan.pop(0) if crash_plan else None, poison)
