@@ -68,6 +68,8 @@ class Follower:
         self.reasons: dict[bytes, str] = {}
         """Why the handler last failed on a pending entry (for its dead letter)."""
         self._lock = asyncio.Lock()
+        self._in_flight: set[bytes] = set()
+        """Entry ids read by the subscriber and not yet acked (see ``handle``)."""
         self._stopping = asyncio.Event()
 
     def start_from(self, state: SwitchState) -> None:
@@ -81,9 +83,20 @@ class Follower:
         return {entry.id for (entry, _), flag in zip(candidates, flags, strict=True) if flag}
 
     async def handle(self, entries: Sequence[Entry]) -> None:
-        """Deliver ``entries`` in order; ack all but those whose handler raised."""
-        async with self._lock:
-            await self._handle(entries, {})
+        """Deliver ``entries`` in order; ack all but those whose handler raised.
+
+        From their arrival until they are acked they are "in flight": the
+        retry loop, which claims entries idle for ``retry_after``, leaves them
+        to this call (a batch can take that long under load, or wait for the
+        lock while the retry loop delivers).
+        """
+        ids = [e.id for e in entries]
+        self._in_flight.update(ids)
+        try:
+            async with self._lock:
+                await self._handle(entries, {})
+        finally:
+            self._in_flight.difference_update(ids)
 
     async def _handle(self, entries: Sequence[Entry], deliveries: dict[bytes, int]) -> None:
         done: list[bytes] = []
@@ -184,12 +197,16 @@ class Follower:
             cursor = reply[0]
             entries = entries_of(reply[1])
             if entries:
-                claimed += len(entries)
-                counts = await self._delivery_counts(entries)
                 again = []
                 async with self._lock:
+                    # Only what is still this consumer's to retry: not acked by a batch while
+                    # the lock was awaited (gone from its pending entries), not in a batch
+                    # being delivered or waiting for the lock (that batch delivers it).
+                    counts = await self._delivery_counts(entries)
+                    entries = [e for e in entries if e.id in counts and e.id not in self._in_flight]
+                    claimed += len(entries)
                     for entry in entries:
-                        count = counts.get(entry.id, 1)
+                        count = counts[entry.id]
                         if count > self.max_deliveries:
                             reason = self.reasons.get(entry.id) or (
                                 f"delivered {count - 1} times without being acknowledged "
