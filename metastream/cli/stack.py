@@ -217,12 +217,18 @@ def render(status: StackStatus) -> list[str]:
             lines.extend(_group_lines(group))
         lines.append(f"dead       {status.dead_letter_stream}  {_n(status.dead_letters)} entries")
     lines.extend(_spool_lines(status.spool))
+    lines.extend(_log_lines(status))
+    return lines
+
+
+def _log_lines(status: StackStatus) -> list[str]:
+    """The log's head (or why it could not be read) and each view's checkpoint."""
     if status.db_error is not None:
-        lines.append(f"log        {status.db}  ({status.db_error})")
+        lines = [f"log        {status.db}  ({status.db_error})"]
     else:
-        lines.append(f"log        {status.db}  head {_n(status.head)}")
-        for name, position in sorted(status.checkpoints.items()):
-            behind = (status.head or 0) - position
-            lag = f"  ({behind:,} behind)" if behind else ""
-            lines.append(f"  view {name}  checkpoint {position:,}{lag}")
+        lines = [f"log        {status.db}  head {_n(status.head)}"]
+    for name, position in sorted(status.checkpoints.items()):  # read even if the head is not
+        behind = 0 if status.head is None else status.head - position
+        lag = f"  ({behind:,} behind)" if behind else ""
+        lines.append(f"  view {name}  checkpoint {position:,}{lag}")
     return lines

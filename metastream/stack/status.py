@@ -227,7 +227,7 @@ def _read_db(status: StackStatus) -> None:
         return
     try:
         with Reader(status.db) as reader:
+            status.checkpoints = reader.checkpoints()  # the views' own, wherever the log is
             status.head = reader.head()
-            status.checkpoints = reader.checkpoints()
     except StoreError as exc:
         status.db_error = str(exc)

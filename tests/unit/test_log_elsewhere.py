@@ -11,12 +11,14 @@ from litestar.testing import TestClient
 
 from metastream.api import create_app
 from metastream.api.errors import status_and_message
+from metastream.cli.stack import _log_lines
 from metastream.errors import LogElsewhere
 from metastream.eventlog import MemoryEventLog
 from metastream.eventlog.sqlite import log_location, open_connection
 from metastream.projections import Projector
 from metastream.projections.follow import follow
 from metastream.query import Reader
+from metastream.stack.status import StackStatus, _read_db
 from tests.streams import run_events
 
 WHERE = "postgresql://ms:***@db.example/ms"
@@ -89,3 +91,16 @@ def test_the_api_answers_such_a_read_with_501_and_the_reason() -> None:
         "the history of a key reads the event log",
         None,
     )
+
+
+def test_status_shows_the_views_checkpoints_and_where_the_log_is(tmp_path: Path) -> None:
+    db = tmp_path / "views.db"
+    _project(db, _log_with(run_events(4, name="r1")), WHERE)
+    status = StackStatus(url=None, source="METASTREAM_REDIS_URL", db=db)
+    _read_db(status)
+    assert status.checkpoints == {"latest": 4, "registry": 4}
+    assert status.head is None
+    text = "\n".join(_log_lines(status))
+    assert "kept at postgresql://ms:***@db.example/ms" in text
+    assert "view latest  checkpoint 4" in text
+    assert "behind" not in text
