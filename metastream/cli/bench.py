@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
     r.set_defaults(handler=_replay)
     e = which.add_parser(
-        "e2e", help="producer, consumer and projector processes on a real Redis: calls, throughput, lag"
+        "e2e",
+        help="producer, consumer and projector processes on a real Redis: calls, throughput, lag",
     )
     e.add_argument(
         "--events", type=int, default=200_000, metavar="N", help="events to publish (200,000)"
